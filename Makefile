@@ -1,0 +1,30 @@
+# Two entry points (see README): `make demo` and `make test`. Each creates or refreshes .venv/ as needed.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+EXTRAS := torch,blender,eval,dev
+
+.PHONY: demo test lint venv clean-venv
+
+venv: $(STAMP)
+
+# Re-install only when pyproject.toml changes: a second run with nothing changed takes seconds.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m hdr_core.demo --out out/demo
+
+test: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff check .
+
+clean-venv:
+	rm -rf $(VENV)

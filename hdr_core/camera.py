@@ -1,0 +1,135 @@
+"""Virtual camera: synthetic 8-bit LDR images from HDR images (method.md §1, paper §5.2).
+
+The released LANet code has no data-synthesis code; this follows the paper's description, with the
+HDRCNN virtual camera's response family:
+
+1. **dynamic range** ``DR`` drawn from 9.6-14.8 EV: the sensor's black level sits ``DR`` stops below its
+   white point; signal below it is crushed to black and the rest rescaled, ``v = (v - 2^-DR) / (1 - 2^-DR)``;
+2. **mean-value auto-exposure**: the exposure ``e`` is chosen (bisection in log2) so that the mean of the final
+   display image is ``target_mean`` (middle grey, default 0.46 = sRGB-encoded 18 % grey); ``e * H`` clipped to
+   [0, 1]. A smaller dynamic range darkens mid-tones, so auto-exposure raises ``e`` and clips more;
+3. **camera response** ``f(v) = (1 + sigma) v^n / (v^n + sigma)``, sigma in [0.3, 0.5], n in [0.8, 1.0]
+   (monotonic, ``f(0) = 0``, ``f(1) = 1``);
+4. **8-bit quantisation**, optionally JPEG at a random quality.
+
+Works on any HxWx3 image: whole panoramas and perspective crops alike. Seeded and reproducible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from hdr_core.color import quantize_8bit
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Ranges the virtual camera draws from (defaults: the paper's)."""
+
+    dynamic_range_ev: tuple[float, float] = (9.6, 14.8)
+    sigma: tuple[float, float] = (0.3, 0.5)
+    n: tuple[float, float] = (0.8, 1.0)
+    target_mean: float = 0.46
+    jpeg_prob: float = 0.0  #: probability of JPEG compression
+    jpeg_quality: tuple[int, int] = (30, 100)  #: HDRCNN's range
+    metering_pixels: int = 65536  #: auto-exposure meters on at most this many pixels (a fixed strided subset)
+
+
+@dataclass(frozen=True)
+class CameraParams:
+    """What one exposure used."""
+
+    dynamic_range_ev: float
+    exposure: float
+    sigma: float
+    n: float
+    jpeg_quality: int | None
+    clipped_fraction: float  #: fraction of pixels with any channel at 255
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def crf(v: np.ndarray, sigma: float, n: float) -> np.ndarray:
+    """Sigmoid camera response ``(1 + sigma) v^n / (v^n + sigma)`` on ``v`` in [0, 1]."""
+    vn = np.power(v, n)
+    return (1.0 + sigma) * vn / (vn + sigma)
+
+
+def expose(hdr: np.ndarray, exposure: float, dynamic_range_ev: float, sigma: float, n: float) -> np.ndarray:
+    """Deterministic part of the camera: exposure, clipping, black level, response -> display values in [0, 1]."""
+    black = 2.0 ** (-dynamic_range_ev)
+    v = np.clip(hdr * exposure, 0.0, 1.0)
+    v = np.clip((v - black) / (1.0 - black), 0.0, 1.0)
+    return crf(v, sigma, n)
+
+
+def auto_exposure(hdr: np.ndarray, dynamic_range_ev: float, sigma: float, n: float,
+                  target_mean: float = 0.46, metering_pixels: int = 65536, iters: int = 48) -> float:
+    """Mean-value auto-exposure: the exposure whose display image has mean ``target_mean`` (bisection in log2)."""
+    flat = hdr.reshape(-1, hdr.shape[-1])
+    step = max(1, flat.shape[0] // metering_pixels)
+    sample = flat[::step].astype(np.float64)
+    peak = float(sample.max())
+    if not np.isfinite(peak) or peak <= 0:
+        raise ValueError("virtual camera: the HDR image is black or not finite")
+    # Bracket: at e = 1/peak nothing clips; the mean only grows with e.
+    lo, hi = np.log2(1.0 / peak) - 30.0, np.log2(1.0 / peak) + 60.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if expose(sample, 2.0**mid, dynamic_range_ev, sigma, n).mean() < target_mean:
+            lo = mid
+        else:
+            hi = mid
+    return float(2.0 ** (0.5 * (lo + hi)))
+
+
+def _jpeg(ldr: np.ndarray, quality: int) -> np.ndarray:
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(ldr[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 BGR
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+
+def virtual_camera(hdr: np.ndarray, rng: np.random.Generator | int | None = None,
+                   config: CameraConfig = CameraConfig(), **fixed) -> tuple[np.ndarray, CameraParams]:
+    """Take one synthetic LDR photograph of a linear HDR image.
+
+    Args:
+        hdr: linear HDR, ``HxWx3`` float, non-negative.
+        rng: a numpy Generator or a seed; the same seed gives the same LDR and parameters.
+        config: the ranges to draw from.
+        **fixed: fix any of ``dynamic_range_ev``, ``sigma``, ``n``, ``exposure``, ``jpeg_quality`` (None = no JPEG)
+            instead of drawing it.
+
+    Returns:
+        ``(ldr, params)``: ``ldr`` is ``HxWx3`` uint8 (display-referred, RGB).
+    """
+    unknown = set(fixed) - {"dynamic_range_ev", "sigma", "n", "exposure", "jpeg_quality"}
+    if unknown:
+        raise TypeError(f"virtual_camera: unknown parameter(s) {sorted(unknown)}")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    hdr = np.asarray(hdr, dtype=np.float32)
+    if hdr.ndim != 3 or hdr.shape[-1] != 3:
+        raise ValueError(f"virtual camera: expected an HxWx3 image, got shape {hdr.shape}")
+    # Always draw every random number, so a fixed parameter does not shift the others' stream.
+    draws = {
+        "dynamic_range_ev": rng.uniform(*config.dynamic_range_ev),
+        "sigma": rng.uniform(*config.sigma),
+        "n": rng.uniform(*config.n),
+    }
+    use_jpeg = rng.random() < config.jpeg_prob
+    quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
+    draws.update({k: v for k, v in fixed.items() if k in draws})
+    dr, sigma, n = draws["dynamic_range_ev"], draws["sigma"], draws["n"]
+    exposure = fixed.get("exposure") or auto_exposure(hdr, dr, sigma, n, config.target_mean, config.metering_pixels)
+    jpeg_quality = fixed["jpeg_quality"] if "jpeg_quality" in fixed else (quality if use_jpeg else None)
+    ldr = quantize_8bit(expose(np.maximum(hdr, 0.0), exposure, dr, sigma, n))
+    if jpeg_quality is not None:
+        ldr = _jpeg(ldr, jpeg_quality)
+    clipped = float((ldr.max(axis=-1) == 255).mean())
+    return ldr, CameraParams(float(dr), float(exposure), float(sigma), float(n), jpeg_quality, clipped)

@@ -1,0 +1,64 @@
+"""Virtual camera (method.md §1)."""
+
+import numpy as np
+import pytest
+
+from hdr_core.camera import CameraConfig, crf, virtual_camera
+
+
+@pytest.fixture(scope="module")
+def scene():
+    r = np.random.default_rng(3)
+    img = np.exp(r.normal(-1.5, 1.8, (48, 96, 3))).astype(np.float32)
+    img[5:9, 10:14] = 500.0  # a sun
+    return img
+
+
+def test_same_seed_same_ldr_and_params(scene):
+    a, pa = virtual_camera(scene, 7, CameraConfig(jpeg_prob=0.5))
+    b, pb = virtual_camera(scene, 7, CameraConfig(jpeg_prob=0.5))
+    assert np.array_equal(a, b) and pa == pb
+    c, pc = virtual_camera(scene, 8)
+    assert pc != pa
+    assert a.dtype == np.uint8 and a.shape == scene.shape
+
+
+def test_parameters_are_drawn_from_the_paper_ranges(scene):
+    for seed in range(20):
+        _, p = virtual_camera(scene, seed)
+        assert 9.6 <= p.dynamic_range_ev <= 14.8 and 0.3 <= p.sigma <= 0.5 and 0.8 <= p.n <= 1.0
+        assert p.jpeg_quality is None
+
+
+def test_crf_is_monotonic_and_fixes_0_and_1():
+    v = np.linspace(0, 1, 1000)
+    for sigma in (0.3, 0.5):
+        for n in (0.8, 1.0):
+            y = crf(v, sigma, n)
+            assert np.all(np.diff(y) > 0) and y[0] == 0 and y[-1] == pytest.approx(1.0)
+
+
+def test_auto_exposure_hits_middle_grey(scene):
+    for seed in range(5):
+        ldr, _ = virtual_camera(scene, seed)
+        assert ldr.mean() / 255 == pytest.approx(0.46, abs=0.01)
+
+
+def test_clipping_grows_as_dynamic_range_shrinks(scene):
+    fractions = [virtual_camera(scene, 0, dynamic_range_ev=dr, sigma=0.4, n=0.9)[1].clipped_fraction
+                 for dr in (14.8, 12.0, 9.6, 7.0, 5.0, 3.0)]
+    assert all(b >= a for a, b in zip(fractions, fractions[1:]))
+    assert fractions[-1] > fractions[0]
+
+
+def test_jpeg_and_fixed_parameters():
+    yy, xx = np.mgrid[0:64, 0:128] / 64.0
+    smooth = np.stack([np.exp(3 * xx), np.exp(2 * yy), np.exp(xx + yy)], -1).astype(np.float32)
+    raw, p = virtual_camera(smooth, 1, jpeg_quality=None)
+    jpg, q = virtual_camera(smooth, 1, jpeg_quality=40)
+    assert q.jpeg_quality == 40 and p.exposure == q.exposure
+    assert 0 < np.abs(raw.astype(int) - jpg).mean() < 3
+    with pytest.raises(TypeError):
+        virtual_camera(scene, 1, gamma=2.2)
+    with pytest.raises(ValueError, match="black"):
+        virtual_camera(np.zeros((4, 8, 3), np.float32), 0)
