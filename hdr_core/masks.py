@@ -1,0 +1,66 @@
+"""Masks: luminance segmentation labels (paper Eq. 6) and panoLANet's merge mask (Eq. 8).
+
+Torch, batched ``Bx3xHxW`` tensors, device-agnostic; usable inside a network (ONNX-exportable).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from hdr_core.calibration import hdr_log
+
+#: Segmentation classes, in the reference code's channel order.
+OVER, CORRECT, UNDER = 0, 1, 2
+#: Eq. 6 thresholds on the channel mean of log HDR (reference code).
+OVER_LOG, UNDER_LOG = 0.1, -5.5
+#: Merge-mask ramp start (method.md §3: the code's 0.83; the paper text says 0.13).
+MERGE_THRESHOLD = 0.83
+
+
+def dilate3x3(x: torch.Tensor) -> torch.Tensor:
+    """Grey-level 3x3 dilation (max filter); borders do not extend the image."""
+    return F.max_pool2d(x, 3, stride=1, padding=1)
+
+
+def erode3x3(x: torch.Tensor) -> torch.Tensor:
+    """Grey-level 3x3 erosion (min filter)."""
+    return -F.max_pool2d(-x, 3, stride=1, padding=1)
+
+
+def closing3x3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 morphological closing (dilation then erosion), binary or grey-level, ``BxCxHxW``."""
+    return erode3x3(dilate3x3(x))
+
+
+def segmentation_labels(hdr_cal: torch.Tensor) -> torch.Tensor:
+    """Eq. 6: per-pixel class of a *calibrated* HDR ``Bx3xHxW`` -> ``BxHxW`` int64 in {OVER, CORRECT, UNDER}.
+
+    Over-exposed where the channel mean of ``log(HDR)`` > 0.1, under-exposed where < -5.5; each mask gets a
+    3x3 closing (reference code); the rest is "correct". Where the closed masks overlap, "over" wins.
+    """
+    m = hdr_log(hdr_cal).mean(dim=1, keepdim=True)
+    over = closing3x3((m > OVER_LOG).to(hdr_cal.dtype))[:, 0] > 0.5
+    under = closing3x3((m < UNDER_LOG).to(hdr_cal.dtype))[:, 0] > 0.5
+    labels = torch.full_like(over, CORRECT, dtype=torch.int64)
+    labels[under] = UNDER
+    labels[over] = OVER
+    return labels
+
+
+def saturation_ramp(linear_ldr: torch.Tensor, threshold: float = MERGE_THRESHOLD) -> torch.Tensor:
+    """``clamp((mean_c(I) - t) / (1 - t), 0, 1)`` of a linear LDR ``Bx3xHxW`` -> ``Bx1xHxW``."""
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"merge threshold must be in [0, 1), got {threshold}")
+    return ((linear_ldr.mean(dim=1, keepdim=True) - threshold) / (1.0 - threshold)).clamp(0.0, 1.0)
+
+
+def merge_mask(linear_ldr: torch.Tensor, threshold: float = MERGE_THRESHOLD) -> torch.Tensor:
+    """Eq. 8 as in the code: saturation ramp x C2P coverage mask, then 3x3 closing -> ``Bx1xHxW`` in [0, 1].
+
+    ``linear_ldr`` is an ``h x 2h`` panorama in linear [0, 1].
+    """
+    from hdr_core.projections import ceiling_coverage_mask
+
+    cover = ceiling_coverage_mask(linear_ldr.shape[-2], device=linear_ldr.device, dtype=linear_ldr.dtype)
+    return closing3x3(saturation_ramp(linear_ldr, threshold) * cover)
