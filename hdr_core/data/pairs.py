@@ -1,0 +1,118 @@
+"""On-the-fly LDR/HDR training pairs from HDR panoramas (paper §5.2; method.md §1).
+
+One pair: augment the panorama (azimuth, flip, exposure, white balance) -> optionally a perspective crop
+(stage 1) or the whole panorama at the working size (stage 2) -> virtual camera -> 8-bit LDR -> linearised
+LDR -> HDR calibrated against it (Eq. 1). Segmentation labels (Eq. 6) are computed from the calibrated HDR
+batch in the training step (:func:`hdr_core.masks.segmentation_labels`).
+
+Every item is a pure function of ``(seed, index)``: the same index always gives the same pair, in any worker
+process and after a resume, which is what makes resumed and distributed training exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from hdr_core.augment import random_pano_augment
+from hdr_core.calibration import calibrate
+from hdr_core.camera import CameraConfig, virtual_camera
+from hdr_core.color import ldr_to_linear
+from hdr_core.io import read_hdr
+from hdr_core.projections import perspective_crop, standard_views
+
+HDR_SUFFIXES = (".hdr", ".exr")
+
+
+@dataclass
+class PairConfig:
+    """How pairs are made."""
+
+    mode: str = "crop"  #: "crop" (stage 1: perspective crops) or "pano" (stage 2: whole panoramas)
+    crop_size: int = 256
+    crop_fov: tuple[float, float] = (60.0, 100.0)  #: horizontal field of view range, degrees
+    crop_pitch: tuple[float, float] = (-30.0, 60.0)  #: elevation range, degrees
+    pano_height: int = 256  #: stage-2 panoramas are pano_height x 2*pano_height
+    store_height: int = 512  #: panoramas are kept in memory at this height (crops sample from it)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+
+
+def find_hdr_files(sources: list[str | Path]) -> list[Path]:
+    """All ``.hdr``/``.exr`` files in the given folders (recursively) or given directly, sorted."""
+    files: list[Path] = []
+    for src in sources:
+        p = Path(src)
+        if p.is_dir():
+            files += [f for f in p.rglob("*") if f.suffix.lower() in HDR_SUFFIXES and f.is_file()]
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return sorted(set(files))
+
+
+def resize_pano(hdr: np.ndarray, height: int) -> np.ndarray:
+    """Resize an HDR panorama to ``height x 2*height`` (area filter when shrinking)."""
+    if hdr.shape[:2] == (height, 2 * height):
+        return hdr
+    interp = cv2.INTER_AREA if hdr.shape[0] > height else cv2.INTER_LINEAR
+    return cv2.resize(hdr, (2 * height, height), interpolation=interp)
+
+
+def load_panoramas(files: list[Path], height: int) -> list[np.ndarray]:
+    """Read HDR panoramas and resize each to ``height x 2*height`` float32."""
+    return [resize_pano(read_hdr(f), height).astype(np.float32) for f in files]
+
+
+class PairDataset(torch.utils.data.Dataset):
+    """A virtual, deterministic stream of training pairs over a list of panoramas.
+
+    Item ``i`` is drawn with ``np.random.default_rng([seed, i])``: scene, augmentation, view and camera.
+    Validation sets pass ``views="standard"`` to cycle the paper's 6 azimuths x 3 elevations instead of random
+    views.
+
+    Returns dicts with ``ldr`` (``3xHxW`` linear LDR in [0, 1]), ``hdr`` (``3xHxW`` calibrated HDR) and
+    ``scene`` (index into the panorama list).
+    """
+
+    def __init__(self, panoramas: list[np.ndarray], config: PairConfig, length: int, seed: int = 0,
+                 views: str = "random", augment: bool = True):
+        if not panoramas:
+            raise ValueError("PairDataset: no panoramas")
+        if config.mode not in ("crop", "pano"):
+            raise ValueError(f"PairDataset: mode must be 'crop' or 'pano', got {config.mode!r}")
+        self.config, self.length, self.seed, self.views, self.augment = config, length, seed, views, augment
+        h = config.pano_height if config.mode == "pano" else config.store_height
+        self.panoramas = [resize_pano(p, h) for p in panoramas]
+        self._standard = standard_views()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _view(self, rng: np.random.Generator, i: int) -> tuple[float, float, float]:
+        c = self.config
+        if self.views == "standard":
+            yaw, pitch = self._standard[i % len(self._standard)]
+            return float(yaw), float(pitch), float(np.mean(c.crop_fov))
+        return float(rng.uniform(0, 360)), float(rng.uniform(*c.crop_pitch)), float(rng.uniform(*c.crop_fov))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(i)])
+        scene = int(rng.integers(len(self.panoramas)))
+        hdr = self.panoramas[scene]
+        if self.augment:
+            hdr = random_pano_augment(hdr, rng)
+        if self.config.mode == "crop":
+            yaw, pitch, fov = self._view(rng, i)
+            t = torch.from_numpy(np.ascontiguousarray(hdr)).permute(2, 0, 1)[None]
+            hdr = perspective_crop(t, yaw, pitch, fov, self.config.crop_size)[0].permute(1, 2, 0).numpy()
+        hdr = np.maximum(hdr, 0.0).astype(np.float32)
+        ldr, _ = virtual_camera(hdr, rng, self.config.camera)
+        lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
+        hdr_cal = calibrate(hdr, lin)
+        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))  # noqa: E731
+        return {"ldr": to_t(lin), "hdr": to_t(hdr_cal), "scene": torch.tensor(scene)}
