@@ -34,7 +34,7 @@ class CameraConfig:
     target_mean: float = 0.46
     jpeg_prob: float = 0.0  #: probability of JPEG compression
     jpeg_quality: tuple[int, int] = (30, 100)  #: HDRCNN's range
-    metering_pixels: int = 65536  #: auto-exposure meters on at most this many pixels (a fixed strided subset)
+    metering_pixels: int = 16384  #: auto-exposure meters on at most this many pixels (a fixed strided subset)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def expose(hdr: np.ndarray, exposure: float, dynamic_range_ev: float, sigma: flo
 
 
 def auto_exposure(hdr: np.ndarray, dynamic_range_ev: float, sigma: float, n: float,
-                  target_mean: float = 0.46, metering_pixels: int = 65536, iters: int = 48) -> float:
+                  target_mean: float = 0.46, metering_pixels: int = 16384, iters: int = 32) -> float:
     """Mean-value auto-exposure: the exposure whose display image has mean ``target_mean`` (bisection in log2)."""
     flat = hdr.reshape(-1, hdr.shape[-1])
     step = max(1, flat.shape[0] // metering_pixels)

@@ -50,3 +50,29 @@ def blender_hdri_path():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def synthetic_panorama(h: int, seed: int) -> np.ndarray:
+    """A small HDR panorama: sky gradient, a bright sun at a random spot, textured ground (float32 HxWx3)."""
+    r = np.random.default_rng(seed)
+    theta = (np.arange(h) + 0.5) / h * np.pi
+    phi = (np.arange(2 * h) + 0.5) / h * np.pi
+    th, ph = np.meshgrid(theta, phi, indexing="ij")
+    sky = np.stack([0.4 + 0.3 * np.cos(th), 0.6 + 0.3 * np.cos(th), 1.0 + 0.2 * np.cos(th)], -1)
+    ground = 0.15 * (1 + 0.5 * r.random((h, 2 * h, 1))) * np.array([0.8, 0.6, 0.4])
+    img = np.where((th < np.pi / 2)[..., None], sky, ground)
+    st, sp = r.uniform(0.2, 1.2), r.uniform(0, 2 * np.pi)
+    d = np.arccos(np.clip(np.sin(th) * np.sin(st) * np.cos(ph - sp) + np.cos(th) * np.cos(st), -1, 1))
+    img = img + (d < 0.12)[..., None] * r.uniform(200, 2000)
+    return img.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def pano_folder(tmp_path_factory):
+    """A folder of 4 synthetic 32x64 HDR panoramas (.hdr): a0..a2 for training, v0 for validation."""
+    from hdr_core.io import write_hdr
+
+    folder = tmp_path_factory.mktemp("panos")
+    for i, name in enumerate(["a0", "a1", "a2", "v0"]):
+        write_hdr(folder / f"{name}.hdr", synthetic_panorama(32, i))
+    return folder

@@ -1,0 +1,28 @@
+"""HDR networks: LANet and panoLANet (Yu et al., CGF 2021) with a timm-style registry.
+
+Usage::
+
+    from hdr_core.models import create_model, list_models
+    model = create_model("panolanet_small")            # or "lanet", "lanet_small", "panolanet"
+    out = model(2 * linear_rgb - 1)                     # HDROutput; out.log_hdr, out.hdr
+    ckpt_cfg = {"name": model.model_name, "config": model.config.to_dict()}
+    same = create_model(ckpt_cfg["name"], **ckpt_cfg["config"])
+"""
+
+from hdr_core.models._registry import (
+                                       ModelConfig,
+                                       create_model,
+                                       is_model,
+                                       list_models,
+                                       model_config,
+                                       model_entrypoint,
+                                       register_model,
+)
+from hdr_core.models.lanet import LANet, LANetConfig
+from hdr_core.models.layers import ExportWrapper, HDRModel, HDROutput, SkipFuse
+from hdr_core.models.pano_lanet import CeilingBranch, PanoLANet, PanoLANetConfig, ResUNet
+from hdr_core.models.resnet import ResNetEncoder
+
+__all__ = ["ModelConfig", "create_model", "is_model", "list_models", "model_config", "model_entrypoint",
+           "register_model", "LANet", "LANetConfig", "PanoLANet", "PanoLANetConfig", "ResUNet", "CeilingBranch",
+           "ResNetEncoder", "HDROutput", "HDRModel", "ExportWrapper", "SkipFuse"]

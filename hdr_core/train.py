@@ -1,0 +1,413 @@
+"""Train LANet / panoLANet: ``python -m hdr_core.train --config configs/<name>.yaml [--field value ...]``.
+
+Reads top to bottom like nanoGPT's ``train.py``: config -> distributed/device setup -> data -> model (scratch,
+``init_from`` or resume) -> helpers -> loop. Stage ``crop`` (paper stage 1) trains LANet, or panoLANet's
+panorama branch, on 256x256 perspective crops; stage ``pano`` (stage 2) fine-tunes the whole panoLANet on
+512x256 panoramas, its ceiling encoder initialised from the panorama encoder.
+
+Distributed: ``torchrun --nproc_per_node=N -m hdr_core.train ...`` (DDP; nccl on GPU, gloo on CPU); only rank 0
+writes. Exact resume: data item ``i`` is a pure function of ``(seed, i)``, the learning rate a pure function of
+the step, and checkpoints carry the optimizer and RNG state, so ``--resume`` after a kill at any moment ends
+with the same weights as an uninterrupted run.
+
+Outputs in ``out_dir``: ``config.yaml`` (resolved), ``tb/`` (TensorBoard), ``checkpoints/step_N/`` +
+``checkpoints/latest``, and ``model/`` (the final weights: ``model.safetensors`` + ``model.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from hdr_core.camera import CameraConfig
+from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text, save_model
+from hdr_core.data.pairs import PairConfig, PairDataset, find_hdr_files, load_panoramas
+from hdr_core.data.splits import check_training_files
+from hdr_core.losses import lanet_loss, log_mse, pano_masked_loss, si_mse
+from hdr_core.masks import segmentation_labels
+from hdr_core.models import create_model
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; YAML files and ``--field value`` flags override these defaults."""
+
+    # run
+    out_dir: str = "runs/default"
+    seed: int = 0
+    device: str = "auto"  #: auto | cpu | cuda | cuda:N
+    resume: bool = False  #: continue from out_dir/checkpoints/latest if it exists
+    # data
+    data: list[str] = field(default_factory=list)  #: folders or files of HDR panoramas (.hdr/.exr)
+    val_scenes: list[str] = field(default_factory=list)  #: file stems held out for validation
+    stage: str = "crop"  #: crop (stage 1) | pano (stage 2)
+    crop_size: int = 256
+    pano_height: int = 256
+    store_height: int = 512
+    jpeg_prob: float = 0.0
+    workers: int = 0
+    # model
+    model: str = "lanet_small"
+    model_args: dict = field(default_factory=dict)  #: overrides of the registered config's fields
+    init_from: str = ""  #: checkpoint folder to initialise weights from (e.g. stage 1 -> stage 2)
+    # optimiser (paper: Adam 4e-5, beta1 0.5, x0.8 every 5000 steps, batch 16)
+    batch_size: int = 16  #: global batch (split over DDP ranks)
+    steps: int = 1000
+    lr: float = 4e-5
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay_steps: int = 5000
+    lr_decay_rate: float = 0.8
+    lr_staircase: bool = False  #: the reference code decays continuously
+    grad_clip: float = 0.0
+    amp: bool = False  #: mixed precision on CUDA (bf16 where supported)
+    # losses
+    seg_weight: float = 0.05
+    mask_beta1: float = 0.2
+    mask_beta2: float = 0.01
+    # logging / checkpoints
+    log_every: int = 10
+    eval_every: int = 200
+    eval_batches: int = 4
+    ckpt_every: int = 200
+    keep_checkpoints: int = 2
+    progress: bool = True
+
+
+# ---------------------------------------------------------------------------------------------------- config
+
+
+def _parse_bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean, got {s!r}")
+
+
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """``--config FILE`` (YAML) sets defaults; every TrainConfig field is also a ``--flag``."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config", default=None)
+    known, rest = pre.parse_known_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m hdr_core.train", description=__doc__.split("\n")[0],
+                                     parents=[pre])
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=_parse_bool, default=None, metavar="BOOL")
+        elif isinstance(default, list):
+            parser.add_argument(flag, nargs="*", default=None)
+        elif isinstance(default, dict):
+            parser.add_argument(flag, type=yaml.safe_load, default=None, metavar="YAML")
+        else:
+            parser.add_argument(flag, type=type(default), default=None)
+    args = parser.parse_args(rest)
+    values = {}
+    if known.config:
+        loaded = yaml.safe_load(Path(known.config).read_text()) or {}
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = set(loaded) - names
+        if unknown:
+            parser.error(f"{known.config}: unknown option(s) {sorted(unknown)}")
+        values.update(loaded)
+    values.update({k: v for k, v in vars(args).items() if v is not None and k != "config"})
+    cfg = TrainConfig(**values)
+    if cfg.stage not in ("crop", "pano"):
+        parser.error(f"--stage must be crop or pano, got {cfg.stage!r}")
+    if not cfg.data:
+        parser.error("no training data: give --data FOLDER ... (or `data:` in the config)")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Exponential decay as ``tf.train.exponential_decay`` (continuous unless ``lr_staircase``)."""
+    p = step / cfg.lr_decay_steps
+    return cfg.lr * cfg.lr_decay_rate ** (math.floor(p) if cfg.lr_staircase else p)
+
+
+def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, dict]:
+    """The paper's loss for the stage: LANet siMSE + 0.05 CE; U-Net log-MSE; panoLANet Eq. 9."""
+    x = 2.0 * batch["ldr"] - 1.0
+    gt_log = batch["hdr"].clamp(1e-8, 1e4).log()
+    out = model(x)
+    if cfg.stage == "pano":
+        loss = pano_masked_loss(out.log_hdr, gt_log, out.merge_mask, cfg.mask_beta1, cfg.mask_beta2)
+    elif out.seg_logits is not None:
+        loss = lanet_loss(out, gt_log, segmentation_labels(batch["hdr"]), cfg.seg_weight)
+    else:
+        loss = log_mse(out.log_hdr, gt_log)
+    return loss, {"si_mse": si_mse(out.log_hdr.detach(), gt_log).item()}
+
+
+def trained_module(net, stage: str):
+    """What a stage trains: panoLANet's panorama branch alone on crops (stage 1), else the whole network."""
+    return net.pano if stage == "crop" and hasattr(net, "forward_pano") else net
+
+
+def tonemap_preview(log_hdr: torch.Tensor) -> torch.Tensor:
+    """A display image for TensorBoard: Reinhard x/(1+x) then gamma 1/2.2, ``3xHxW`` in [0, 1]."""
+    x = log_hdr.exp()
+    return (x / (1 + x)).clamp(0, 1) ** (1 / 2.2)
+
+
+def param_checksum(model) -> str:
+    """SHA-1 of all parameters' bytes (to show DDP ranks hold identical weights)."""
+    h = hashlib.sha1()
+    for p in model.parameters():
+        h.update(p.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Indices for steps ``start..steps-1``: step s, rank r gets ``s*global_batch + r*local_batch + k``."""
+
+    def __init__(self, start: int, steps: int, global_batch: int, local_batch: int, rank: int):
+        self.start, self.steps, self.g, self.b, self.rank = start, steps, global_batch, local_batch, rank
+
+    def __iter__(self):
+        for s in range(self.start, self.steps):
+            base = s * self.g + self.rank * self.b
+            yield from range(base, base + self.b)
+
+    def __len__(self) -> int:
+        return (self.steps - self.start) * self.b
+
+
+def save_checkpoint(cfg: TrainConfig, net, optimizer, step: int, best_val: float) -> None:
+    ckdir = Path(cfg.out_dir) / "checkpoints"
+    folder = ckdir / f"step_{step:07d}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    save_model(folder, net, extra={"step": step, "stage": cfg.stage})
+    import io as _io
+
+    buf = _io.BytesIO()
+    torch.save({"optimizer": optimizer.state_dict(), "step": step, "best_val": best_val,
+                "torch_rng": torch.get_rng_state()}, buf)
+    atomic_write_bytes(folder / "train_state.pt", buf.getvalue())
+    atomic_write_text(ckdir / "latest", folder.name)  # the commit point: a checkpoint counts once named here
+    old = sorted(p for p in ckdir.glob("step_*") if p.is_dir() and p.name != folder.name)
+    for p in old[: max(0, len(old) - (cfg.keep_checkpoints - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def latest_checkpoint(out_dir: str | Path) -> Path | None:
+    marker = Path(out_dir) / "checkpoints" / "latest"
+    if not marker.is_file():
+        return None
+    folder = marker.parent / marker.read_text().strip()
+    return folder if folder.is_dir() else None
+
+
+def load_weights(net, folder: Path, strict: bool = True) -> None:
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / "model.safetensors"))
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if strict and (missing or unexpected):
+        raise RuntimeError(f"{folder}: weights do not match the model (missing {missing[:3]}, unexpected "
+                           f"{unexpected[:3]})")
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(argv)
+
+    # --- distributed and device -------------------------------------------------------------------
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if cfg.device == "auto":
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        device_type = cfg.device.split(":")[0]
+    if ddp:
+        torch.distributed.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    else:
+        rank, world, local_rank = 0, 1, 0
+    device = torch.device(f"cuda:{local_rank}" if device_type == "cuda" and cfg.device == "auto" else
+                          (cfg.device if cfg.device != "auto" else "cpu"))
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    master = rank == 0
+    if cfg.batch_size % world:
+        raise SystemExit(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
+    local_batch = cfg.batch_size // world
+    torch.manual_seed(cfg.seed)
+    out_dir = Path(cfg.out_dir)
+    if master:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
+    amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+    ctx = torch.autocast(device_type="cuda", dtype=amp_dtype) if cfg.amp and device.type == "cuda" else nullcontext()
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda" and amp_dtype == torch.float16)
+
+    # --- data ------------------------------------------------------------------------------------
+    files = find_hdr_files(cfg.data)
+    if not files:
+        raise SystemExit(f"no .hdr/.exr panoramas found in {cfg.data}")
+    check_training_files(files)
+    val_files = [f for f in files if f.stem in set(cfg.val_scenes)]
+    train_files = [f for f in files if f.stem not in set(cfg.val_scenes)]
+    if not train_files:
+        raise SystemExit("every panorama is a validation scene: nothing to train on")
+    pair_cfg = PairConfig(mode=cfg.stage, crop_size=cfg.crop_size, pano_height=cfg.pano_height,
+                          store_height=cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
+                          camera=CameraConfig(jpeg_prob=cfg.jpeg_prob))
+    load_h = pair_cfg.store_height
+    train_ds = PairDataset(load_panoramas(train_files, load_h), pair_cfg, cfg.steps * cfg.batch_size, cfg.seed)
+    val_ds = None
+    if val_files:
+        n_val = cfg.eval_batches * local_batch
+        val_ds = PairDataset(load_panoramas(val_files, load_h), pair_cfg, n_val, seed=12345, views="standard",
+                             augment=False)
+
+    # --- model -----------------------------------------------------------------------------------
+    net = create_model(cfg.model, **cfg.model_args)
+    start_step, best_val = 0, float("inf")
+    resume_from = latest_checkpoint(out_dir) if cfg.resume else None
+    if resume_from is not None:
+        load_weights(net, resume_from)
+    elif cfg.init_from:
+        src = latest_checkpoint(cfg.init_from) or Path(cfg.init_from)
+        load_weights(net, src, strict=False)
+        if cfg.stage == "pano" and hasattr(net, "init_ceiling_from_pano"):
+            net.init_ceiling_from_pano()
+    net.to(device)
+    optimizer = torch.optim.Adam(trained_module(net, cfg.stage).parameters(), lr=cfg.lr,
+                                 betas=(cfg.beta1, cfg.beta2))
+    if resume_from is not None:
+        state = torch.load(resume_from / "train_state.pt", map_location="cpu", weights_only=True)
+        optimizer.load_state_dict(state["optimizer"])
+        start_step, best_val = state["step"], state["best_val"]
+        torch.set_rng_state(state["torch_rng"])
+    module = trained_module(net, cfg.stage)
+    model = module
+    if ddp:  # Eq. 9 leaves LANet's segmentation head unused in stage 2
+        model = torch.nn.parallel.DistributedDataParallel(
+            module, device_ids=[local_rank] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.stage == "pano")
+
+    loader = torch.utils.data.DataLoader(
+        train_ds, batch_size=local_batch, num_workers=cfg.workers, pin_memory=device.type == "cuda",
+        sampler=StepSampler(start_step, cfg.steps, cfg.batch_size, local_batch, rank),
+        persistent_workers=cfg.workers > 0)
+
+    writer = None
+    if master:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_step)
+
+    @torch.no_grad()
+    def evaluate() -> dict[str, float]:
+        if val_ds is None:
+            return {}
+        model.eval()
+        losses, si = [], []
+        vl = torch.utils.data.DataLoader(val_ds, batch_size=local_batch, num_workers=0)
+        for batch in vl:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with ctx:
+                loss, parts = compute_loss(cfg, module, batch)
+            losses.append(loss.item())
+            si.append(parts["si_mse"])
+        model.train()
+        return {"val/loss": float(np.mean(losses)), "val/si_mse": float(np.mean(si))}
+
+    def preview(batch: dict, step: int) -> None:
+        module.eval()
+        with torch.no_grad(), ctx:
+            out = module(2.0 * batch["ldr"][:1] - 1.0)
+        module.train()
+        writer.add_image("preview/ldr", batch["ldr"][0].clamp(0, 1) ** (1 / 2.2), step)
+        writer.add_image("preview/pred", tonemap_preview(out.log_hdr[0].float()), step)
+        writer.add_image("preview/gt", tonemap_preview(batch["hdr"][0].clamp(1e-8, 1e4).log()), step)
+
+    # --- loop ------------------------------------------------------------------------------------
+    from tqdm import tqdm
+
+    initial_val = evaluate() if start_step == 0 else {}
+
+    model.train()
+    bar = tqdm(total=cfg.steps, initial=start_step, disable=not (master and cfg.progress), unit="step",
+               dynamic_ncols=True)
+    step, t0, last = start_step, time.time(), {}
+    it = iter(loader)
+    while step < cfg.steps:
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
+        lr = learning_rate(cfg, step)
+        for g in optimizer.param_groups:
+            g["lr"] = lr
+        with ctx:
+            loss, parts = compute_loss(cfg, model, batch)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        step += 1
+        if master:
+            last = {"train/loss": loss.item(), "train/si_mse": parts["si_mse"], "lr": lr}
+            bar.set_postfix(loss=f"{last['train/loss']:.4f}")
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                dt = time.time() - t0
+                last["steps_per_s"] = (step - start_step) / max(dt, 1e-9)
+                for k, v in last.items():
+                    writer.add_scalar(k, v, step)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            val = evaluate()
+            if master:
+                for k, v in val.items():
+                    writer.add_scalar(k, v, step)
+                best_val = min(best_val, val.get("val/loss", best_val))
+                preview(batch, step)
+                last.update(val)
+        if master and (step % cfg.ckpt_every == 0 or step == cfg.steps):
+            save_checkpoint(cfg, net, optimizer, step, best_val)
+    bar.close()
+
+    # --- finish ----------------------------------------------------------------------------------
+    checksum = param_checksum(net)
+    checksums = [checksum]
+    if ddp:
+        gathered = [None] * world
+        torch.distributed.all_gather_object(gathered, checksum)
+        checksums = gathered
+    summary = {"steps": step, "world_size": world, "param_checksums": checksums, **last,
+               **{k.replace("val/", "val/initial_"): v for k, v in initial_val.items()}}
+    if master:
+        save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step})
+        atomic_write_text(out_dir / "final.json", json.dumps(summary, indent=2))
+        writer.close()
+    if ddp:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return summary
+
+
+if __name__ == "__main__":
+    main()

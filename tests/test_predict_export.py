@@ -1,0 +1,137 @@
+"""ONNX export, the Predictor and the predict CLI (random-weight models: pipeline behaviour, not quality)."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from hdr_core.calibration import TAU
+from hdr_core.checkpoint import load_model, save_model
+from hdr_core.export import export_onnx
+from hdr_core.export import main as export_main
+from hdr_core.io import read_hdr, write_ldr
+from hdr_core.models import create_model
+from hdr_core.predict import Predictor, fit_to_2to1
+from hdr_core.predict import main as predict_main
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Seeded random lanet_small and panolanet_small checkpoints, each with a small ONNX export beside it."""
+    root = tmp_path_factory.mktemp("ckpt")
+    out = {}
+    for name, hw in (("lanet_small", (64, 96)), ("panolanet_small", (64, 128))):
+        torch.manual_seed(0)
+        model = create_model(name).eval()
+        folder = save_model(root / name, model)
+        export_onnx(model, folder / "model.onnx", hw)
+        out[name] = folder
+    return out
+
+
+def _ldr(h, w, seed=0):
+    r = np.random.default_rng(seed)
+    img = np.clip(r.normal(0.4, 0.2, (h, w, 3)), 0, 1)
+    img[: h // 4, : w // 4] = 1.0  # a saturated region
+    return img.astype(np.float32)
+
+
+@pytest.mark.parametrize("name,shape", [("lanet_small", (1, 3, 64, 96)), ("lanet_small", (2, 3, 96, 160)),
+                                        ("panolanet_small", (2, 3, 64, 128))])
+def test_onnx_runtime_matches_torch(checkpoints, name, shape):
+    model = load_model(checkpoints[name]).eval()
+    x = torch.rand(shape) * 2 - 1
+    with torch.no_grad():
+        ref = model(x)
+    sess = ort.InferenceSession(str(checkpoints[name] / "model.onnx"), providers=["CPUExecutionProvider"])
+    log_hdr, mask = sess.run(None, {"x": x.numpy()})
+    np.testing.assert_allclose(log_hdr, ref.log_hdr.numpy(), atol=2e-3, rtol=0)  # log domain
+    if ref.merge_mask is not None:
+        np.testing.assert_allclose(mask, ref.merge_mask.numpy(), atol=1e-5)
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert meta["model"] == name and "config" in meta
+
+
+def test_lanet_onnx_has_dynamic_size_and_predictor_pads_like_torch(checkpoints):
+    sess = ort.InferenceSession(str(checkpoints["lanet_small"] / "model.onnx"), providers=["CPUExecutionProvider"])
+    for h, w in ((32, 32), (64, 160)):
+        assert sess.run(None, {"x": np.zeros((1, 3, h, w), np.float32)})[0].shape == (1, 3, h, w)
+    model = load_model(checkpoints["lanet_small"]).eval()
+    p = Predictor(checkpoints["lanet_small"], backend="onnx")
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 37, 53)).astype(np.float32)
+    with torch.no_grad():
+        ref = model(torch.from_numpy(x)).log_hdr.numpy()
+    np.testing.assert_allclose(p.run_network(x)[0], ref, atol=2e-3)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_predictor_is_calibrated_to_the_input(checkpoints, backend):
+    p = Predictor(checkpoints["panolanet_small"], backend=backend, size=(128, 64))
+    ldr = _ldr(64, 128)
+    pred = p.predict(ldr)
+    assert pred.hdr.shape == ldr.shape and pred.hdr.dtype == np.float32 and np.isfinite(pred.hdr).all()
+    m = pred.ldr_linear.mean(-1) < TAU
+    assert pred.hdr[m].sum() == pytest.approx(pred.ldr_linear[m].sum(), rel=1e-3)
+    assert pred.merge_mask is not None and pred.merge_mask.shape == (64, 128)
+
+
+def test_backends_agree(checkpoints):
+    ldr = _ldr(64, 128, 1)
+    a = Predictor(checkpoints["panolanet_small"], backend="onnx").predict(ldr).hdr
+    b = Predictor(checkpoints["panolanet_small"], backend="torch", size=(128, 64)).predict(ldr).hdr
+    np.testing.assert_allclose(np.log(a + 1e-6), np.log(b + 1e-6), atol=5e-3)
+
+
+def test_full_resolution_output_keeps_detail(checkpoints):
+    p = Predictor(checkpoints["panolanet_small"], backend="onnx")  # graph is 64x128
+    ldr = _ldr(128, 256, 2)
+    pred = p.predict(ldr)
+    assert pred.hdr.shape == (128, 256, 3)
+    # Unsaturated texture comes from the full-resolution input: the HDR/LDR ratio is smooth, not the image.
+    ratio = np.log(pred.hdr + 1e-6) - np.log(pred.ldr_linear + 1e-6)
+    assert np.abs(np.diff(ratio, axis=1)).mean() < np.abs(np.diff(np.log(pred.ldr_linear), axis=1)).mean()
+
+
+def test_panorama_model_refuses_non_2to1_unless_fit(checkpoints):
+    p = Predictor(checkpoints["panolanet_small"], backend="onnx")
+    with pytest.raises(ValueError, match="2:1"):
+        p.predict(_ldr(64, 100))
+    assert p.predict(_ldr(64, 100), fit="crop").hdr.shape == (50, 100, 3)
+    assert fit_to_2to1(_ldr(64, 100), "pad").shape == (64, 128, 3)
+    assert fit_to_2to1(_ldr(64, 160), "pad").shape == (80, 160, 3)
+    lanet = Predictor(checkpoints["lanet_small"], backend="onnx")
+    assert lanet.predict(_ldr(30, 44)).hdr.shape == (30, 44, 3)  # LANet: any size
+
+
+def test_exposure_boost_expands_highlights(checkpoints):
+    p = Predictor(checkpoints["lanet_small"], backend="onnx")
+    ldr = _ldr(32, 64, 3)
+    a, b = p.predict(ldr).hdr, p.predict(ldr, exposure_boost=1.3).hdr
+    assert not np.allclose(a, b)
+    with pytest.raises(ValueError):
+        p.predict(ldr, exposure_boost=0)
+
+
+def test_predict_cli_end_to_end(checkpoints, tmp_path, capsys):
+    inp = tmp_path / "in"
+    inp.mkdir()
+    write_ldr(inp / "good.png", _ldr(64, 128))
+    write_ldr(inp / "square.png", _ldr(64, 64))
+    (inp / "corrupt.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    out = tmp_path / "out"
+    code = predict_main([str(inp), str(tmp_path / "missing.png"), "-o", str(out), "--weights",
+                         str(checkpoints["panolanet_small"]), "--preview", "--masks"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert read_hdr(out / "good.exr").shape == (64, 128, 3)
+    assert (out / "good_preview.png").exists() and (out / "good_mask.png").exists()
+    assert not (out / "square.exr").exists() and not (out / "corrupt.exr").exists()
+    assert "square.png" in err and "2:1" in err and "corrupt.jpg" in err and "missing.png" in err
+    assert predict_main([str(inp / "square.png"), "-o", str(out), "--weights", str(checkpoints["panolanet_small"]),
+                         "--fit", "pad"]) == 0
+    assert predict_main([str(inp / "good.png"), "-o", str(out), "--weights", str(tmp_path / "nope")]) == 2
+
+
+def test_export_cli(checkpoints, tmp_path):
+    path = export_main(["--weights", str(checkpoints["lanet_small"]), "-o", str(tmp_path / "m.onnx")])
+    assert path.is_file() and not list(tmp_path.glob(".m.onnx*"))
