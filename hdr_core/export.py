@@ -77,13 +77,14 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, example_hw: tup
     dynamic = {name: {i: n for n, i in axes.items()} for name in ("x", "log_hdr", "merge_mask")}
     path = Path(path)
     model = model.eval().cpu()
+    wrapper = ExportModule(model).eval()  # a fresh module is in train mode, and export restores that mode
     x = torch.zeros(1, 3, *example_hw)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
     os.close(fd)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TorchScript-exporter deprecation and instance-norm notices
-            torch.onnx.export(ExportModule(model), (x,), tmp, dynamo=False, opset_version=opset,
+            torch.onnx.export(wrapper, (x,), tmp, dynamo=False, opset_version=opset,
                               input_names=["x"], output_names=["log_hdr", "merge_mask"],
                               dynamic_axes=dynamic)
         _add_metadata(tmp, model, example_hw)

@@ -135,3 +135,9 @@ def test_predict_cli_end_to_end(checkpoints, tmp_path, capsys):
 def test_export_cli(checkpoints, tmp_path):
     path = export_main(["--weights", str(checkpoints["lanet_small"]), "-o", str(tmp_path / "m.onnx")])
     assert path.is_file() and not list(tmp_path.glob(".m.onnx*"))
+
+
+def test_export_leaves_the_model_in_eval_mode(tmp_path):
+    model = create_model("lanet_small").eval()
+    export_onnx(model, tmp_path / "m.onnx", (32, 32))
+    assert not any(m.training for m in model.modules())
