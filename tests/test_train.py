@@ -91,3 +91,24 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path, pano_folder):
     summary = json.loads((out / "final.json").read_text())
     assert summary["world_size"] == 2
     assert len(summary["param_checksums"]) == 2 and len(set(summary["param_checksums"])) == 1
+
+
+def test_panolanet_two_stages_and_dataloader_workers(tmp_path, pano_folder):
+    """Stage 1 trains the panorama branch on crops; stage 2 starts from it with the ceiling encoder copied."""
+    from hdr_core.checkpoint import load_model
+    from hdr_core.train import main
+
+    s1, s2 = tmp_path / "s1", tmp_path / "s2"
+    main(_args(pano_folder, s1, "--model", "panolanet_small", "--steps", "2", "--eval-every", "2", "--workers", "2"))
+    stage1 = load_model(s1 / "model")
+    before = {k: v.clone() for k, v in stage1.ceiling.named_parameters()}
+    summary = main(_args(pano_folder, s2, "--model", "panolanet_small", "--stage", "pano", "--pano-height", "32",
+                         "--init-from", str(s1), "--steps", "2", "--eval-every", "2", "--lr", "0"))
+    assert summary["steps"] == 2 and summary["val/loss"] > 0
+    stage2 = load_model(s2 / "model")
+    pano1, pano2 = dict(stage1.pano.named_parameters()), dict(stage2.pano.named_parameters())
+    assert all((pano1[k] == pano2[k]).all() for k in pano1)  # lr 0: the stage-1 branch is carried over
+    enc = dict(stage2.pano.encoder.named_parameters())
+    for k, v in stage2.ceiling.encoder.named_parameters():
+        assert (v == enc[k]).all(), k  # init_ceiling_from_pano
+    assert any((before[f"encoder.{k}"] != v).any() for k, v in stage2.ceiling.encoder.named_parameters())
