@@ -35,7 +35,7 @@ import yaml
 from hdr_core.camera import CameraConfig
 from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text, save_model
 from hdr_core.data.pairs import PairConfig, PairDataset, find_hdr_files, load_panoramas
-from hdr_core.data.splits import check_training_files
+from hdr_core.data.splits import check_training_files, filter_training_files
 from hdr_core.losses import lanet_loss, log_mse, pano_masked_loss, si_mse
 from hdr_core.masks import segmentation_labels
 from hdr_core.models import create_model
@@ -266,6 +266,11 @@ def main(argv: list[str] | None = None) -> dict:
     files = find_hdr_files(cfg.data)
     if not files:
         raise SystemExit(f"no .hdr/.exr panoramas found in {cfg.data}")
+    kept = filter_training_files(files)
+    if master and len(kept) < len(files):
+        dropped = sorted(str(f) for f in set(files) - set(kept))
+        print(f"split rules: not training on {len(dropped)} test-set panorama(s): {', '.join(dropped)}", flush=True)
+    files = kept
     check_training_files(files)
     val_files = [f for f in files if f.stem in set(cfg.val_scenes)]
     train_files = [f for f in files if f.stem not in set(cfg.val_scenes)]
