@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	# ColorVideoVDP without its dependencies: its torchvision pin would pull another torch (see render_eval.metrics)
+	$(BIN)/python -m pip install --quiet --no-deps cvvdp==0.5.7 torchvision==0.28.0
 	@touch $(STAMP)
 
 demo: $(STAMP)
