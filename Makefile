@@ -5,17 +5,19 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := torch,blender,eval,dev
 
-.PHONY: demo test lint venv clean-venv
+.PHONY: demo test lint venv clean-venv addon
 
 venv: $(STAMP)
 
 # Re-install only when pyproject.toml changes: a second run with nothing changed takes seconds.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml blender_addon/blender_manifest.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	# ColorVideoVDP without its dependencies: its torchvision pin would pull another torch (see render_eval.metrics)
 	$(BIN)/python -m pip install --quiet --no-deps cvvdp==0.5.7 torchvision==0.28.0
+	# the ONNX Runtime wheel the Blender extension bundles (so building it, and its tests, need no network)
+	$(BIN)/python -m blender_addon.build --fetch-only --platform linux-x64
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,6 +26,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The installable Blender extension zips (one per platform) in dist/.
+addon: $(STAMP)
+	$(BIN)/python -m blender_addon.build --out dist/
 
 lint: $(STAMP)
 	$(BIN)/python -m ruff check .

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from hdr_core.calibration import calibrate
 from hdr_core.color import ldr_to_linear, linear_to_srgb
 from hdr_core.errors import ImageError
+from hdr_core.resize import resize
 
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Shipped weights live here, one folder per model (model.safetensors + model.json [+ model.onnx]).
@@ -67,7 +67,7 @@ def fit_to_2to1(img: np.ndarray, how: str) -> np.ndarray:
     if w == 2 * h:
         return img
     if how == "stretch":
-        return cv2.resize(img, (max(w, 2 * h), max(w, 2 * h) // 2), interpolation=cv2.INTER_AREA)
+        return resize(img, (max(w, 2 * h), max(w, 2 * h) // 2), "area")
     if how == "crop":
         if w > 2 * h:
             x0 = (w - 2 * h) // 2
@@ -211,17 +211,17 @@ class Predictor:
             raise ValueError(f"exposure boost must be > 0, got {exposure_boost}")
         lin = ldr_to_linear(ldr.astype(np.float32))
         ww, wh = self.working_size(h, w)
-        small = cv2.resize(lin, (ww, wh), interpolation=cv2.INTER_AREA) if (wh, ww) != (h, w) else lin
+        small = resize(lin, (ww, wh), "area") if (wh, ww) != (h, w) else lin
         x = (2.0 * small ** (1.0 / exposure_boost) - 1.0).transpose(2, 0, 1)[None]
         log_hdr, mask = self.run_network(x)
         hdr_small = np.exp(exposure_boost * log_hdr[0].transpose(1, 2, 0).astype(np.float64))
         hdr_small = calibrate(hdr_small, small.astype(np.float64))
         if (wh, ww) != (h, w):  # upsample the HDR/LDR gain (in log) and apply it to the full-resolution LDR
             log_gain = np.log(np.maximum(hdr_small, 1e-8)) - np.log(np.maximum(small, 1e-8))
-            log_gain = cv2.resize(log_gain.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+            log_gain = resize(log_gain.astype(np.float32), (w, h), "linear")
             hdr = calibrate(lin * np.exp(log_gain), lin)
             if mask is not None:
-                mask = cv2.resize(mask[0, 0], (w, h), interpolation=cv2.INTER_LINEAR)[None, None]
+                mask = resize(mask[0, 0], (w, h), "linear")[None, None]
         else:
             hdr = hdr_small
         hdr = np.clip(hdr, 0.0, 65504.0).astype(np.float32)

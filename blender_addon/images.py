@@ -1,0 +1,94 @@
+"""Image files through Blender (``bpy.data.images``): read an LDR panorama, write and load float EXRs.
+
+Blender reads every format it supports without OpenCV, and ``Image.save_render`` with an OpenEXR 32-bit scene
+setting writes float pixels exactly (``Image.save`` is slightly off in Blender 5.0), so the extension needs no
+image library of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from .imaging import check_ldr_file, check_panorama_size
+
+
+class InputError(ValueError):
+    """The input panorama cannot be used; the message is one line for the user."""
+
+
+def image_pixels(img: bpy.types.Image) -> np.ndarray:
+    """``HxWxC`` float32 pixels of a Blender image, row 0 at the top."""
+    w, h = img.size
+    ch = img.channels
+    buf = np.empty(w * h * ch, dtype=np.float32)
+    img.pixels.foreach_get(buf)
+    return buf.reshape(h, w, ch)[::-1]
+
+
+def read_ldr(path: str | os.PathLike) -> np.ndarray:
+    """Read an 8/16-bit panorama: float32 ``HxWx3`` display values in [0, 1], row 0 at the top.
+
+    The image is loaded as a temporary data-block and removed again, so the blend file is left as it was.
+
+    Raises:
+        InputError: missing, unreadable, not an image, an HDR file, too small or not 2:1.
+    """
+    path = os.fspath(path)
+    reason = check_ldr_file(path)
+    if reason:
+        raise InputError(reason)
+    try:
+        img = bpy.data.images.load(path, check_existing=False)
+    except RuntimeError as e:
+        raise InputError(f"not a readable image ({' '.join(str(e).split())})") from None
+    try:
+        reason = check_panorama_size(*img.size)
+        if reason:
+            raise InputError(reason)
+        if img.is_float:  # 16-bit files are decoded to float and linearised unless marked as data
+            img.colorspace_settings.name = "Non-Color"
+        px = image_pixels(img)
+    finally:
+        bpy.data.images.remove(img)
+    rgb = px[..., :3] if px.shape[2] >= 3 else np.repeat(px[..., :1], 3, axis=2)
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0))
+
+
+def write_exr(path: str | os.PathLike, hdr: np.ndarray) -> Path:
+    """Write ``hdr`` (``HxWx3`` linear float) as a 32-bit float, ZIP-compressed RGB OpenEXR file."""
+    path = Path(path)
+    h, w = hdr.shape[:2]
+    img = bpy.data.images.new(".lanet_hdr_tmp", w, h, alpha=False, float_buffer=True)
+    scene = bpy.data.scenes.new(".lanet_hdr_tmp")
+    try:
+        rgba = np.ones((h, w, 4), dtype=np.float32)
+        rgba[..., :3] = hdr[::-1]
+        img.pixels.foreach_set(rgba.ravel())
+        settings = scene.render.image_settings
+        settings.file_format = "OPEN_EXR"
+        settings.color_depth = "32"
+        settings.exr_codec = "ZIP"
+        settings.color_mode = "RGB"
+        img.save_render(str(path), scene=scene)
+    finally:
+        bpy.data.images.remove(img)
+        bpy.data.scenes.remove(scene)
+    if not path.is_file():
+        raise OSError(f"{path}: Blender did not write the file")
+    return path
+
+
+def load_exr(path: str | os.PathLike, pack: bool = False) -> bpy.types.Image:
+    """Load an EXR as a new image data-block (scene-linear colour space); ``pack`` it into the .blend if asked."""
+    img = bpy.data.images.load(os.fspath(path), check_existing=False)
+    img.name = Path(path).name
+    names = {item.identifier for item in img.colorspace_settings.bl_rna.properties["name"].enum_items}
+    if not img.colorspace_settings.name.startswith("Linear") and "Linear Rec.709" in names:
+        img.colorspace_settings.name = "Linear Rec.709"
+    if pack:
+        img.pack()
+    return img
