@@ -1,0 +1,213 @@
+"""``python -m render_eval``: the four-ball render evaluation (method.md §4, the paper's Table 4).
+
+Predictions on disk::
+
+    python -m render_eval --gt GT_DIR --ldr LDR_DIR --method NAME=PRED_DIR ... --out OUT
+
+The whole benchmark from HDR panoramas alone (LDR inputs made by the virtual camera with a fixed seed; baselines
+and hdr_core models run here)::
+
+    python -m render_eval --from-hdr HDR_DIR --method gt --method ldr --method koeo \\
+        --method panolanet_small=model:WEIGHTS --out OUT
+
+Scale-out: ``--jobs N`` evaluates panoramas in N processes; ``--shard I/N`` (I from 0) evaluates every N-th
+panorama, e.g. one per cluster array task, all writing the same ``--out`` (or separate ones), and
+``python -m render_eval merge OUT [SHARD_OUT ...]`` writes the tables and report of the union. A killed run
+resumes from its per-item results and render cache. The same arguments work inside Blender:
+``blender -b --python render_eval/run.py -- ARGS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from render_eval.methods import HDR_SUFFIXES, Method, parse_method
+from render_eval.pipeline import NOISE_FLOOR, Item, Options, discover, run, shard, summarize
+from render_eval.report import (
+    PANO_METRICS,
+    RENDER_METRICS,
+    read_results_csv,
+    run_context,
+    write_report,
+    write_results_csv,
+    write_summary,
+)
+
+
+def camera_seed(stem: str, base: int) -> int:
+    """The virtual camera's seed for a panorama: fixed per name, independent of sharding and order."""
+    return base + int(hashlib.sha256(stem.encode()).hexdigest()[:8], 16)
+
+
+def make_inputs(hdr_dir: Path, out: Path, base_seed: int) -> tuple[Path, Path]:
+    """From-HDR mode: write ``out/inputs/ldr/<stem>.png`` (virtual camera) for every panorama in ``hdr_dir``."""
+    import numpy as np
+
+    from hdr_core.camera import virtual_camera
+    from hdr_core.errors import ImageError
+    from hdr_core.io import read_hdr, write_ldr
+
+    if not hdr_dir.is_dir():
+        raise FileNotFoundError(f"{hdr_dir}: no such folder")
+    ldr_dir = out / "inputs" / "ldr"
+    ldr_dir.mkdir(parents=True, exist_ok=True)
+    for f in sorted(p for p in hdr_dir.iterdir() if p.suffix.lower() in HDR_SUFFIXES):
+        dest = ldr_dir / f"{f.stem}.png"
+        if dest.exists():
+            continue
+        try:
+            ldr, params = virtual_camera(read_hdr(f), camera_seed(f.stem, base_seed))
+        except (ImageError, ValueError) as e:
+            print(f"skipped {e}", file=sys.stderr)
+            continue
+        write_ldr(dest, ldr.astype(np.float32) / 255.0)
+        (ldr_dir / f"{f.stem}.camera.json").write_text(json.dumps(params.to_dict(), indent=1))
+    return hdr_dir, ldr_dir
+
+
+def settings_from_args(args) -> dict:
+    from render_eval.settings import RenderSettings
+
+    s = RenderSettings()
+    over: dict = {}
+    if args.resolution:
+        w, h = (int(v) for v in args.resolution.lower().split("x"))
+        over["resolution"] = (w, h)
+    if args.samples is not None:
+        over["samples"] = args.samples
+    if args.seed is not None:
+        over["seed"] = args.seed
+    for kv in args.set or []:
+        k, _, v = kv.partition("=")
+        over[k] = yaml.safe_load(v)
+    return s.replace(**over).to_dict() if over else s.to_dict()
+
+
+def method_order(methods: list[Method]) -> list[str]:
+    names = [m.name for m in methods]
+    return (["gt"] if "gt" in names else []) + [NOISE_FLOOR] + [n for n in names if n != "gt"]
+
+
+def finish(rows: list[dict], order: list[str], out: Path, context: dict, report: bool = True) -> None:
+    write_results_csv(rows, out / "results.csv")
+    summary = summarize(rows, RENDER_METRICS + PANO_METRICS)
+    write_summary(summary, order, out, context)
+    if report:
+        write_report(rows, summary, order, out, context)
+    (out / "summary.json").write_text(json.dumps({"order": order, "summary": summary, "context": context},
+                                                 indent=1, default=str))
+
+
+def merge(out: Path, others: list[Path]) -> int:
+    """Union of shard outputs: copy their per-item results and visuals into ``out``, then write the tables."""
+    out.mkdir(parents=True, exist_ok=True)
+    for o in others:
+        for sub in ("items", "visuals", "predictions"):
+            if (o / sub).is_dir():
+                shutil.copytree(o / sub, out / sub, dirs_exist_ok=True)
+    metas = [json.loads(p.read_text()) for p in [out / "run.json", *[o / "run.json" for o in others]] if p.is_file()]
+    if not metas:
+        print(f"error: no run.json in {out} or the shard folders", file=sys.stderr)
+        return 2
+    if len({json.dumps(m["settings"], sort_keys=True) for m in metas}) > 1:
+        print("error: the shards used different render settings", file=sys.stderr)
+        return 2
+    rows = [json.loads(p.read_text()) for p in sorted((out / "items").glob("*/*.json"))]
+    order = metas[0]["order"]
+    for m in metas[1:]:
+        order += [n for n in m["order"] if n not in order]
+    finish(rows, order, out, {**run_context(metas[0]["settings"], " ".join(sys.argv)), "merged_from": len(others)})
+    print(f"merged {len(rows)} results into {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m render_eval", description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    src = ap.add_argument_group("inputs")
+    src.add_argument("--gt", help="folder of ground-truth HDR panoramas (<stem>.exr|.hdr)")
+    src.add_argument("--ldr", help="folder of the LDR inputs (<stem>.png|.jpg)")
+    src.add_argument("--from-hdr", help="make the LDR inputs from these HDR panoramas with the virtual camera")
+    src.add_argument("--camera-seed", type=int, default=0, help="base seed of the virtual camera (from-HDR mode)")
+    src.add_argument("--method", action="append", default=[], metavar="SPEC",
+                     help="NAME=DIR | baseline NAME (ldr, akyuz, masia, koeo) | NAME=model[:WEIGHTS] | gt")
+    ap.add_argument("--out", required=True, help="output folder")
+    r = ap.add_argument_group("rendering (defaults: render_eval.settings.RenderSettings)")
+    r.add_argument("--resolution", help="WxH")
+    r.add_argument("--samples", type=int)
+    r.add_argument("--seed", type=int, help="render seed (GT and predictions share it)")
+    r.add_argument("--set", action="append", metavar="FIELD=VALUE", help="any RenderSettings field")
+    m = ap.add_argument_group("metrics")
+    m.add_argument("--no-vdp", action="store_true", help="skip ColorVideoVDP (the slowest metric)")
+    m.add_argument("--flip", action="store_true", help="also HDR-FLIP (slow on CPU)")
+    m.add_argument("--no-noise-floor", action="store_true", help="skip the second-seed GT render")
+    x = ap.add_argument_group("execution")
+    x.add_argument("--jobs", type=int, default=1, help="worker processes")
+    x.add_argument("--shard", help="I/N: evaluate only shard I (0-based) of N")
+    x.add_argument("--threads", type=int, default=None, help="threads per process for predictors")
+    x.add_argument("--no-report", action="store_true")
+    x.add_argument("--no-progress", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "merge":
+        mp = argparse.ArgumentParser(prog="python -m render_eval merge")
+        mp.add_argument("out")
+        mp.add_argument("shards", nargs="*")
+        a = mp.parse_args(argv[1:])
+        return merge(Path(a.out), [Path(s) for s in a.shards])
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    try:
+        methods = [parse_method(s) for s in args.method]
+        if not methods:
+            ap.error("give at least one --method")
+        if len({m.name for m in methods}) != len(methods):
+            ap.error("two --method entries share a name")
+        if args.from_hdr:
+            gt_dir, ldr_dir = make_inputs(Path(args.from_hdr), out, args.camera_seed)
+        elif args.gt and args.ldr:
+            gt_dir, ldr_dir = Path(args.gt), Path(args.ldr)
+        else:
+            ap.error("give --gt and --ldr, or --from-hdr")
+        items, problems = discover(gt_dir, ldr_dir)
+        if args.shard:
+            i, n = (int(v) for v in args.shard.split("/"))
+            items = shard(items, i, n)
+        settings = settings_from_args(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(f"warning: {p['stem']}: {p['status']}", file=sys.stderr)
+    order = method_order(methods)
+    out.mkdir(parents=True, exist_ok=True)
+    command = "python -m render_eval " + " ".join(shlex.quote(a) for a in argv)
+    (out / "run.json").write_text(json.dumps({"settings": settings, "order": order, "command": command,
+                                              "methods": [m.__dict__ for m in methods]}, indent=1))
+    opts = Options(out=out, settings=settings, vdp=not args.no_vdp, flip=args.flip,
+                   noise_floor=not args.no_noise_floor, threads=args.threads)
+    rows = run(items, methods, opts, jobs=args.jobs, progress=not args.no_progress)
+    finish(rows, order, out, run_context(settings, command), report=not args.no_report)
+    failed = [r for r in rows if r.get("status") != "ok"]
+    for r in failed:
+        print(f"failed: {r['stem']} / {r['method']}: {r['status']}", file=sys.stderr)
+    print((out / "summary.md").read_text())
+    return 1 if failed else 0
+
+
+__all__ = ["main", "Item", "read_results_csv"]
+
+if __name__ == "__main__":
+    sys.exit(main())

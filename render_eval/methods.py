@@ -1,0 +1,97 @@
+"""The methods a benchmark compares: predictions on disk, training-free baselines, and hdr_core models.
+
+``--method`` forms on the command line:
+
+- ``NAME=DIR``: predicted HDR panoramas ``DIR/<stem>.exr|.hdr`` made elsewhere;
+- ``NAME`` where NAME is a baseline of :data:`render_eval.baselines.BASELINES` (``ldr``, ``akyuz``, ``masia``,
+  ``koeo``): computed here from the LDR input;
+- ``NAME=model:WEIGHTS`` (a checkpoint folder or ``.onnx``) or ``NAME=model`` with NAME a shipped model
+  (``panolanet_small``...): predicted here with :class:`hdr_core.predict.Predictor` (ONNX Runtime);
+- ``gt``: the ground truth itself (the sanity row: perfect up to the noise floor).
+
+Every prediction is calibrated against the LDR input (Eq. 1) before it lights the scene, whatever its source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+HDR_SUFFIXES = (".exr", ".hdr")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One compared method: ``kind`` is ``dir``, ``baseline``, ``model`` or ``gt``."""
+
+    name: str
+    kind: str
+    arg: str = ""
+
+    def describe(self) -> str:
+        return {"dir": f"predictions in {self.arg}", "baseline": f"training-free operator {self.arg}",
+                "model": f"hdr_core model {self.arg}", "gt": "ground truth (sanity)"}[self.kind]
+
+
+def parse_method(spec: str) -> Method:
+    """Parse one ``--method`` value (see the module docstring)."""
+    from render_eval.baselines import BASELINES
+
+    name, _, arg = spec.partition("=")
+    if not name or not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+        raise ValueError(f"--method {spec!r}: the name must be letters, digits, '_', '-' or '.'")
+    if not arg:
+        if name == "gt":
+            return Method("gt", "gt")
+        if name in BASELINES:
+            return Method(name, "baseline", name)
+        raise ValueError(f"--method {spec!r}: not a baseline ({', '.join(BASELINES)}); give NAME=DIR or "
+                         "NAME=model:WEIGHTS")
+    if arg == "model" or arg.startswith("model:"):
+        return Method(name, "model", arg.partition(":")[2])
+    if not Path(arg).is_dir():
+        raise ValueError(f"--method {spec!r}: {arg} is not a folder")
+    return Method(name, "dir", arg)
+
+
+def find_file(folder: str | Path, stem: str, suffixes: tuple[str, ...]) -> Path | None:
+    """``folder/<stem><suffix>`` for the first suffix that exists (case-insensitive suffix), else None."""
+    folder = Path(folder)
+    for s in suffixes:
+        for cand in (folder / f"{stem}{s}", folder / f"{stem}{s.upper()}"):
+            if cand.is_file():
+                return cand
+    return None
+
+
+class MethodRunner:
+    """Produces a method's (uncalibrated) HDR panorama for one input; loads each model once."""
+
+    def __init__(self, threads: int | None = None):
+        self._predictors: dict[str, object] = {}
+        self.threads = threads
+
+    def predict(self, method: Method, stem: str, ldr: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        from hdr_core.errors import ImageError
+        from hdr_core.io import read_hdr
+
+        if method.kind == "gt":
+            return gt
+        if method.kind == "baseline":
+            from render_eval.baselines import BASELINES
+
+            return np.asarray(BASELINES[method.arg](ldr), np.float32)
+        if method.kind == "dir":
+            path = find_file(method.arg, stem, HDR_SUFFIXES)
+            if path is None:
+                raise ImageError(Path(method.arg) / f"{stem}.exr", f"no prediction of {method.name} for {stem}")
+            return read_hdr(path)
+        predictor = self._predictors.get(method.name)
+        if predictor is None:
+            from hdr_core.predict import Predictor
+
+            kw = {"weights": method.arg} if method.arg else {"model": method.name}
+            predictor = self._predictors[method.name] = Predictor(**kw, backend="onnx", threads=self.threads)
+        return predictor.predict(ldr, fit="stretch").hdr

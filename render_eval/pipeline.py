@@ -1,0 +1,239 @@
+"""The benchmark: panoramas x methods -> calibrated predictions -> renders -> metrics -> results rows.
+
+Reads like a BlenderProc scenario: inputs -> calibration -> lighting -> render -> metrics -> writers
+(:mod:`render_eval.report`). One *item* is one panorama: its ground truth, its LDR input and every method's
+prediction. Each (item, method) result is stored as ``items/<stem>/<method>.json`` the moment it exists, and
+every render is cached by content (:class:`render_eval.render.RenderCache`), so a killed run resumes where it
+stopped and shards of a large benchmark merge into the same numbers as one run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from render_eval.methods import HDR_SUFFIXES, Method, MethodRunner, find_file
+
+LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+NOISE_FLOOR = "noise floor"  #: the row comparing the GT render with a GT render of another seed
+
+
+@dataclass(frozen=True)
+class Item:
+    stem: str
+    gt: Path
+    ldr: Path | None
+
+
+@dataclass
+class Options:
+    out: Path
+    settings: dict = field(default_factory=dict)  #: RenderSettings fields (render_eval.settings)
+    vdp: bool = True
+    flip: bool = False
+    noise_floor: bool = True
+    threads: int | None = None
+
+
+def discover(gt_dir: str | Path, ldr_dir: str | Path) -> tuple[list[Item], list[dict]]:
+    """Pair ``GT_DIR/<stem>.exr|.hdr`` with ``LDR_DIR/<stem>.png|.jpg|...``; a GT without LDR is a problem row."""
+    gt_dir, ldr_dir = Path(gt_dir), Path(ldr_dir)
+    for d in (gt_dir, ldr_dir):
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: no such folder")
+    items, problems = [], []
+    for gt in sorted(p for p in gt_dir.iterdir() if p.suffix.lower() in HDR_SUFFIXES):
+        ldr = find_file(ldr_dir, gt.stem, LDR_SUFFIXES)
+        if ldr is None:
+            problems.append({"stem": gt.stem, "method": "*", "status": f"missing LDR input in {ldr_dir}"})
+        items.append(Item(gt.stem, gt, ldr))
+    return items, problems
+
+
+def shard(items: list[Item], index: int, count: int) -> list[Item]:
+    """Items ``index, index+count, ...`` of the sorted list (``--shard I/N``, I from 0)."""
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {index}/{count}: need 0 <= I < N")
+    return sorted(items, key=lambda it: it.stem)[index::count]
+
+
+def _resize_to(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if img.shape[:2] == shape:
+        return img
+    interp = cv2.INTER_AREA if img.shape[0] > shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(img, (shape[1], shape[0]), interpolation=interp)
+
+
+def _result_path(out: Path, stem: str, method: str) -> Path:
+    return out / "items" / stem / f"{method}.json"
+
+
+def _save_json(path: Path, data: dict) -> None:
+    from hdr_core.checkpoint import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def _write_visuals(out: Path, stem: str, name: str, render: np.ndarray | None = None,
+                   gt_render: np.ndarray | None = None, pano: np.ndarray | None = None) -> None:
+    """Display PNGs for the report: the render, its error heat map against GT, the tone-mapped panorama."""
+    from hdr_core.io import write_ldr
+    from hdr_core.predict import preview
+    from render_eval.display import display_encode
+
+    folder = out / "visuals" / stem
+    folder.mkdir(parents=True, exist_ok=True)
+    if render is not None:
+        write_ldr(folder / f"{name}.render.png", display_encode(render))
+    if render is not None and gt_render is not None:
+        from matplotlib import colormaps
+
+        err = np.abs(display_encode(render) - display_encode(gt_render)).mean(-1)
+        write_ldr(folder / f"{name}.error.png", colormaps["magma"](np.clip(err / ERROR_MAP_MAX, 0, 1))[..., :3])
+    if pano is not None:
+        write_ldr(folder / f"{name}.pano.png", preview(pano))
+
+
+#: Display-value difference shown as the top of the error heat maps' colour scale.
+ERROR_MAP_MAX = 0.25
+
+
+def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: MethodRunner | None = None,
+                  cache=None) -> list[dict]:
+    """Render and score every method on one panorama; returns result rows (cached ones are read back)."""
+    from hdr_core.calibration import calibrate
+    from hdr_core.color import ldr_to_linear
+    from hdr_core.errors import ImageError
+    from hdr_core.io import read_hdr, read_ldr, write_exr
+    from render_eval.metrics import pano_metrics, render_metrics
+    from render_eval.render import RenderCache
+    from render_eval.settings import RenderSettings
+
+    out = opts.out
+    names = [m.name for m in methods] + ([NOISE_FLOOR] if opts.noise_floor else [])
+    done = {n: _result_path(out, item.stem, n) for n in names}
+    if all(p.is_file() for p in done.values()):
+        return [json.loads(p.read_text()) for p in done.values()]
+    if item.ldr is None:
+        return [{"stem": item.stem, "method": n, "status": "missing LDR input"} for n in names]
+    settings = RenderSettings.from_dict(opts.settings) if opts.settings else RenderSettings()
+    cache = cache or RenderCache(out / "cache")
+    runner = runner or MethodRunner(opts.threads)
+    try:
+        ldr, _ = read_ldr(item.ldr)
+        gt = read_hdr(item.gt)
+    except ImageError as e:
+        return [{"stem": item.stem, "method": n, "status": f"bad input: {e}"} for n in names]
+    lin = ldr_to_linear(ldr)
+    gt_cal = calibrate(gt.astype(np.float64), _resize_to(lin, gt.shape[:2]).astype(np.float64)).astype(np.float32)
+    gt_render = cache.render(gt_cal, settings)
+    _write_visuals(out, item.stem, "_GT", gt_render, pano=gt_cal)
+    from hdr_core.io import write_ldr
+
+    write_ldr(out / "visuals" / item.stem / "_LDR.input.png", ldr)
+    rows = []
+    if opts.noise_floor:
+        path = done[NOISE_FLOOR]
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+        else:
+            other = cache.render(gt_cal, settings, seed=settings.seed + 1)
+            row = {"stem": item.stem, "method": NOISE_FLOOR, "status": "ok",
+                   **render_metrics(other, gt_render, vdp=opts.vdp, flip=opts.flip)}
+            _save_json(path, row)
+            rows.append(row)
+    for m in methods:
+        path = done[m.name]
+        if path.is_file():
+            rows.append(json.loads(path.read_text()))
+            continue
+        try:
+            pred = runner.predict(m, item.stem, ldr, gt)
+            pred_cal = calibrate(np.asarray(pred, np.float64), _resize_to(lin, pred.shape[:2]).astype(np.float64))
+            pred_cal = np.clip(pred_cal, 0, 65504).astype(np.float32)
+            pdir = out / "predictions" / m.name
+            pdir.mkdir(parents=True, exist_ok=True)
+            write_exr(pdir / f"{item.stem}.exr", pred_cal)
+            pred_render = cache.render(pred_cal, settings)
+            _write_visuals(out, item.stem, m.name, pred_render, gt_render, pred_cal)
+            row = {"stem": item.stem, "method": m.name, "status": "ok",
+                   **render_metrics(pred_render, gt_render, vdp=opts.vdp, flip=opts.flip),
+                   **pano_metrics(_resize_to(pred_cal, gt_cal.shape[:2]), gt_cal)}
+        except (ImageError, ValueError, FileNotFoundError) as e:
+            row = {"stem": item.stem, "method": m.name, "status": f"error: {e}"}
+        _save_json(path, row)
+        rows.append(row)
+    return rows
+
+
+_WORKER: dict = {}
+
+
+def _worker_evaluate(item: Item, methods: list[Method], opts: Options) -> list[dict]:
+    """Process-pool entry: one MethodRunner and RenderCache per worker process."""
+    from render_eval.render import RenderCache
+
+    if "runner" not in _WORKER:
+        _WORKER["runner"] = MethodRunner(opts.threads)
+        _WORKER["cache"] = RenderCache(opts.out / "cache")
+    try:
+        return evaluate_item(item, methods, opts, _WORKER["runner"], _WORKER["cache"])
+    except Exception as e:  # a crash in one item must not lose the others; it is reported, never averaged
+        tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
+        return [{"stem": item.stem, "method": m.name, "status": f"crashed: {e!r} ({tb})"} for m in methods]
+
+
+def run(items: list[Item], methods: list[Method], opts: Options, jobs: int = 1, progress: bool = True) -> list[dict]:
+    """Evaluate all items (in ``jobs`` worker processes if > 1); returns every row, sorted by stem/method."""
+    from tqdm import tqdm
+
+    rows: list[dict] = []
+    bar = tqdm(total=len(items), unit="pano", disable=not progress, desc="render_eval", dynamic_ncols=True)
+    if jobs <= 1:
+        for item in items:
+            rows += _worker_evaluate(item, methods, opts)
+            bar.update(1)
+    else:
+        import multiprocessing as mp
+
+        if opts.threads is None:
+            opts.threads = max(1, (os.cpu_count() or 1) // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_worker_evaluate, item, methods, opts) for item in items]
+            for f in as_completed(futures):
+                rows += f.result()
+                bar.update(1)
+    bar.close()
+    return sorted(rows, key=lambda r: (r["stem"], r["method"]))
+
+
+def summarize(rows: list[dict], metrics: list[str]) -> list[dict]:
+    """Per method and metric: mean, std, 95 % confidence half-width (normal approx.), n ok / n total."""
+    by_method: dict[str, list[dict]] = {}
+    for r in rows:
+        by_method.setdefault(r["method"], []).append(r)
+    out = []
+    for method, rs in by_method.items():
+        ok = [r for r in rs if r.get("status") == "ok"]
+        entry = {"method": method, "n": len(ok), "n_total": len(rs)}
+        for k in metrics:
+            vals = np.array([r[k] for r in ok if k in r and r[k] is not None], dtype=np.float64)
+            finite = vals[np.isfinite(vals)]
+            if len(vals) == 0:
+                continue
+            mean = float(vals.mean()) if len(finite) == len(vals) else float("inf")
+            std = float(finite.std(ddof=1)) if len(finite) > 1 else 0.0
+            entry[k] = {"mean": mean, "std": std, "ci95": 1.96 * std / math.sqrt(len(finite)) if len(finite) else 0.0,
+                        "n": int(len(vals))}
+        out.append(entry)
+    return out

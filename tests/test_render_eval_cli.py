@@ -1,0 +1,124 @@
+"""render_eval end to end at tiny size: CLI, from-HDR mode, baselines, resume, shards + merge, report."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("bpy")
+
+from conftest import synthetic_panorama  # noqa: E402
+
+from hdr_core.io import write_exr, write_ldr  # noqa: E402
+from render_eval.__main__ import main  # noqa: E402
+from render_eval.methods import parse_method  # noqa: E402
+from render_eval.report import check_in_chromium, read_results_csv  # noqa: E402
+
+TINY = ["--resolution", "48x27", "--samples", "4", "--no-progress", "--no-vdp"]
+
+
+@pytest.fixture(scope="module")
+def hdr_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hdr")
+    for i, name in enumerate(["p0", "p1", "p2"]):
+        write_exr(d / f"{name}.exr", synthetic_panorama(32, 10 + i))
+    return d
+
+
+def _rows(out: Path) -> dict:
+    rows = {}
+    with open(out / "results.csv") as f:
+        for r in csv.DictReader(f):
+            rows[(r["stem"], r["method"], r["metric"])] = r
+    return rows
+
+
+def test_parse_method(tmp_path):
+    assert parse_method("koeo").kind == "baseline" and parse_method("gt").kind == "gt"
+    assert parse_method(f"mine={tmp_path}").kind == "dir"
+    m = parse_method("panolanet_small=model:/x/y")
+    assert (m.kind, m.arg) == ("model", "/x/y")
+    for bad in ("nonsense", f"a b={tmp_path}", "x=/no/such/dir"):
+        with pytest.raises(ValueError):
+            parse_method(bad)
+
+
+@pytest.mark.slow
+def test_from_hdr_benchmark_resume_and_report(hdr_dir, tmp_path):
+    out = tmp_path / "out"
+    args = ["--from-hdr", str(hdr_dir), "--method", "gt", "--method", "ldr", "--method", "koeo", "--out", str(out)]
+    assert main(args + TINY) == 0
+    rows = _rows(out)
+    assert float(rows[("p0", "gt", "mse_1e3")]["value"]) == 0.0  # GT vs GT, same seed: perfect
+    assert rows[("p0", "gt", "psnr")]["value"] == "inf"
+    assert float(rows[("p0", "noise floor", "mse_1e3")]["value"]) > 0  # another seed: render noise
+    assert float(rows[("p1", "ldr", "mse_1e3")]["value"]) > 0
+    summary = (out / "summary.md").read_text()
+    assert "VDP" not in summary.split("## Run")[0] or "ColorVideoVDP" in summary
+    assert "| koeo | 3/3 |" in summary and "noise floor" in summary
+    for f in ("summary.csv", "report.html", "plots/psnr.png", "visuals/p0/_LDR.input.png",
+              "visuals/p0/koeo.render.png", "visuals/p0/koeo.error.png", "inputs/ldr/p0.png"):
+        assert (out / f).is_file(), f
+    # Resume: a second run re-renders nothing and gives the same table.
+    cache_files = sorted((out / "cache").iterdir())
+    before = (out / "results.csv").read_text()
+    assert main(args + TINY) == 0
+    assert sorted((out / "cache").iterdir()) == cache_files and (out / "results.csv").read_text() == before
+    # Shards merged give the single run's results.
+    shard_dirs = []
+    for i in range(2):
+        d = tmp_path / f"shard{i}"
+        assert main(["--from-hdr", str(hdr_dir), "--method", "gt", "--method", "ldr", "--method", "koeo",
+                     "--out", str(d), "--shard", f"{i}/2", "--no-report"] + TINY) == 0
+        shard_dirs.append(d)
+    merged = tmp_path / "merged"
+    assert main(["merge", str(merged), *map(str, shard_dirs)]) == 0
+    assert {k: v["value"] for k, v in _rows(merged).items()} == {k: v["value"] for k, v in _rows(out).items()}
+    assert read_results_csv(merged / "results.csv")
+    if shutil.which("chromium"):
+        ok, failed = check_in_chromium(out / "report.html")
+        assert ok > 10 and failed == 0
+
+
+@pytest.mark.slow
+def test_predictions_on_disk_and_bad_files_are_reported(hdr_dir, tmp_path):
+    gt, ldr, pred = tmp_path / "gt", tmp_path / "ldr", tmp_path / "pred"
+    for d in (gt, ldr, pred):
+        d.mkdir()
+    shutil.copy(hdr_dir / "p0.exr", gt / "p0.exr")
+    shutil.copy(hdr_dir / "p1.exr", gt / "p1.exr")
+    write_ldr(ldr / "p0.png", np.full((32, 64, 3), 0.5, np.float32))
+    (ldr / "p1.png").write_bytes(b"not a png")
+    write_exr(pred / "p0.exr", synthetic_panorama(32, 99))
+    out = tmp_path / "out"
+    code = main(["--gt", str(gt), "--ldr", str(ldr), "--method", f"mine={pred}", "--out", str(out),
+                 "--no-noise-floor"] + TINY)
+    assert code == 1  # p1's LDR is corrupt: reported, not averaged
+    rows = read_results_csv(out / "results.csv")
+    status = {(r["stem"], r["method"]): r["status"] for r in rows}
+    assert status[("p0", "mine")] == "ok" and "bad input" in status[("p1", "mine")]
+    assert "| mine | 1/2 |" in (out / "summary.md").read_text()
+
+
+def test_cli_usage_errors(tmp_path, capsys):
+    assert main(["--out", str(tmp_path), "--method", "nonsense", "--gt", str(tmp_path), "--ldr", str(tmp_path)]) == 2
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--method", "ldr"])  # no inputs
+    assert main(["merge", str(tmp_path / "nothing")]) == 2
+
+
+@pytest.mark.slow
+def test_run_py_inside_python_with_blender_style_argv(hdr_dir, tmp_path):
+    """render_eval/run.py takes the arguments after '--' (as under `blender -b --python`)."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, str(root / "render_eval" / "run.py"), "--", "--from-hdr", str(hdr_dir),
+                          "--method", "ldr", "--out", str(out), "--no-noise-floor", "--no-report", *TINY],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((out / "summary.json").read_text())["summary"]
