@@ -10,7 +10,6 @@ model, rendering and the report) extend this command.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import time
@@ -22,19 +21,8 @@ from hdr_core.calibration import calibrate
 from hdr_core.camera import virtual_camera
 from hdr_core.color import ldr_to_linear, linear_to_srgb
 from hdr_core.data.pairs import resize_pano
+from hdr_core.data.sources import blender_hdri
 from hdr_core.io import read_hdr, write_exr, write_ldr
-
-
-def blender_hdri(name: str) -> Path:
-    """Path of a world HDRI shipped in the installed ``bpy`` wheel."""
-    spec = importlib.util.find_spec("bpy")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("the bpy wheel is not installed: run `make demo` (it installs it) or pass --hdr FILE")
-    root = Path(next(iter(spec.submodule_search_locations)))
-    hits = sorted(root.glob(f"*/datafiles/studiolights/world/{name}.exr"))
-    if not hits:
-        raise SystemExit(f"no studio-light HDRI named {name!r} in {root}")
-    return hits[0]
 
 
 def display(hdr: np.ndarray, stops: float = 0.0) -> np.ndarray:
@@ -57,7 +45,10 @@ def main(argv: list[str] | None = None) -> dict:
     from hdr_core.projections import pano_to_ceiling
 
     t0 = time.time()
-    src = Path(args.hdr) if args.hdr else blender_hdri(args.scene)
+    try:
+        src = Path(args.hdr) if args.hdr else blender_hdri(args.scene)
+    except RuntimeError as e:
+        raise SystemExit(f"error: {e} (pass --hdr FILE to use another panorama)") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     hdr = resize_pano(read_hdr(src), args.height)

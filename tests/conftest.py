@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from hdr_core.data.sources import blender_studiolights_dir
 
 # The first `import bpy` writes to the user's Blender config unless this points elsewhere.
 if "BLENDER_USER_RESOURCES" not in os.environ:
@@ -26,16 +27,6 @@ try:  # property tests: a deterministic, CI-friendly profile
     settings.load_profile("ci")
 except ImportError:  # pragma: no cover
     pass
-
-
-def blender_studiolights_dir() -> Path | None:
-    """Folder of the 8 world HDRIs shipped in the installed ``bpy`` wheel (the public test set), or None."""
-    spec = importlib.util.find_spec("bpy")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    root = Path(next(iter(spec.submodule_search_locations)))
-    hits = sorted(root.glob("*/datafiles/studiolights/world"))
-    return hits[0] if hits else None
 
 
 @pytest.fixture(scope="session")

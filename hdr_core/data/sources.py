@@ -83,20 +83,30 @@ def extract_pmndrs_tarball(tgz: str | Path, out: Path) -> list[Path]:
     return sorted(written)
 
 
-def blender_test_set() -> list[Path]:
-    """The public test set: the world HDRIs shipped in the installed ``bpy`` wheel."""
+def blender_studiolights_dir() -> Path | None:
+    """The ``datafiles/studiolights/world`` folder of the installed ``bpy`` wheel, or None without bpy."""
     spec = importlib.util.find_spec("bpy")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the bpy wheel is not installed (pip install bpy==5.0.1)")
+        return None
     root = Path(next(iter(spec.submodule_search_locations)))
     folders = sorted(root.glob("*/datafiles/studiolights/world"))
-    if not folders:
-        raise RuntimeError(f"no studiolights/world folder in {root}")
-    files = [folders[0] / f"{n}.exr" for n in BLENDER_TEST_SCENES]
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        raise RuntimeError(f"missing test-set files: {missing}")
-    return files
+    return folders[0] if folders else None
+
+
+def blender_hdri(name: str) -> Path:
+    """One world HDRI of the public test set (``forest``, ``city``, ...) from the installed ``bpy`` wheel."""
+    folder = blender_studiolights_dir()
+    if folder is None:
+        raise RuntimeError("the bpy wheel is not installed (pip install bpy==5.0.1), or it has no studio lights")
+    path = folder / f"{name}.exr"
+    if not path.is_file():
+        raise RuntimeError(f"no studio-light HDRI named {name!r} in {folder}")
+    return path
+
+
+def blender_test_set() -> list[Path]:
+    """The public test set: the 8 world HDRIs shipped in the installed ``bpy`` wheel."""
+    return [blender_hdri(n) for n in BLENDER_TEST_SCENES]
 
 
 def panorama_stats(path: Path) -> dict:
