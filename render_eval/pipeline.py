@@ -179,6 +179,16 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
 _WORKER: dict = {}
 
 
+def _worker_init() -> None:
+    """Spawned workers inherit the parent's ``sys.path``; once a parent has imported the ``bpy`` module that
+    includes Blender's ``scripts/modules`` folders, whose pure-Python ``bpy`` package would shadow the real one
+    (``No module named '_bpy'``). Drop those entries so ``import bpy`` in the worker finds the module again."""
+    import sys
+
+    marker = f"{os.sep}bpy{os.sep}"
+    sys.path[:] = [p for p in sys.path if not (marker in p and f"{os.sep}scripts" in p)]
+
+
 def _worker_evaluate(item: Item, methods: list[Method], opts: Options) -> list[dict]:
     """Process-pool entry: one MethodRunner and RenderCache per worker process."""
     from render_eval.render import RenderCache
@@ -208,7 +218,7 @@ def run(items: list[Item], methods: list[Method], opts: Options, jobs: int = 1, 
 
         if opts.threads is None:
             opts.threads = max(1, (os.cpu_count() or 1) // jobs)
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
             futures = [pool.submit(_worker_evaluate, item, methods, opts) for item in items]
             for f in as_completed(futures):
                 rows += f.result()
