@@ -3,8 +3,10 @@
 Takes one of the HDR panoramas that ship inside the ``bpy`` wheel (the public test set; default ``forest``),
 makes an 8-bit LDR panorama from it with the virtual camera (fixed seed), and runs the data pipeline:
 linearisation, HDR calibration (Eq. 1), segmentation labels (Eq. 6), the ceiling view (P2C) and the merge mask
-(Eq. 8). Writes every intermediate to ``--out`` and prints a summary. Later stages (prediction with the shipped
-model, rendering and the report) extend this command.
+(Eq. 8), writing every intermediate to ``--out``. Then, with the shipped model (``hdr_core/weights/<model>``),
+it predicts the HDR and runs the render evaluation on that panorama: the four-ball scene lit by the LDR, a
+classical operator (KOEO), the prediction and the ground truth, with ``eval/summary.md`` and
+``eval/report.html``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--hdr", default=None, help="use this HDR panorama instead of a Blender one")
     ap.add_argument("--height", type=int, default=512, help="working height (panorama is height x 2*height)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--model", default="panolanet_small", help="shipped model to predict with")
+    ap.add_argument("--no-render", action="store_true", help="stop after the data pipeline")
     args = ap.parse_args(argv)
 
     import torch
@@ -84,8 +88,31 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
+    if not args.no_render:
+        summary["eval"] = evaluate(out, src.stem, hdr, ldr, args.model)
     print(f"wrote {out}/", file=sys.stderr)
     return summary
+
+
+def evaluate(out: Path, name: str, hdr: np.ndarray, ldr: np.ndarray, model: str) -> str | None:
+    """Predict with the shipped model and render/score LDR, KOEO, prediction and GT (render_eval)."""
+    from hdr_core.predict import WEIGHTS_DIR
+
+    if not (WEIGHTS_DIR / model / "model.json").is_file():
+        print(f"no shipped weights for {model} in {WEIGHTS_DIR}: skipping prediction and rendering", file=sys.stderr)
+        return None
+    from render_eval.__main__ import main as render_eval
+
+    gt_dir, ldr_dir = out / "eval_inputs" / "gt", out / "eval_inputs" / "ldr"
+    gt_dir.mkdir(parents=True, exist_ok=True)
+    ldr_dir.mkdir(parents=True, exist_ok=True)
+    write_exr(gt_dir / f"{name}.exr", hdr)
+    write_ldr(ldr_dir / f"{name}.png", ldr.astype(np.float32) / 255.0)
+    code = render_eval(["--gt", str(gt_dir), "--ldr", str(ldr_dir), "--method", "gt", "--method", "ldr",
+                        "--method", "koeo", "--method", f"{model}=model", "--out", str(out / "eval")])
+    if code:
+        raise SystemExit(f"render evaluation failed (exit {code}); see {out / 'eval'}")
+    return str(out / "eval" / "summary.md")
 
 
 if __name__ == "__main__":
