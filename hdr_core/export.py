@@ -81,6 +81,9 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, example_hw: tup
     x = torch.zeros(1, 3, *example_hw)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".onnx", dir=path.parent)
     os.close(fd)
+    from hdr_core.checkpoint import _umask
+
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TorchScript-exporter deprecation and instance-norm notices
