@@ -63,3 +63,10 @@ def resize(img: np.ndarray, dsize: tuple[int, int], interpolation: str = "linear
         return resize_numpy(img, dsize, interpolation)
     flag = cv2.INTER_AREA if interpolation == "area" else cv2.INTER_LINEAR
     return cv2.resize(img, (int(dsize[0]), int(dsize[1])), interpolation=flag)
+
+
+def resize_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to ``height x width``: area averaging when the height shrinks, bilinear otherwise; same size = as is."""
+    if img.shape[:2] == (height, width):
+        return img
+    return resize(img, (width, height), "area" if img.shape[0] > height else "linear")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hdr_core.resize import resize_to
 from render_eval.methods import HDR_SUFFIXES, Method, MethodRunner, find_file
 
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -62,15 +63,6 @@ def shard(items: list[Item], index: int, count: int) -> list[Item]:
     if not 0 <= index < count:
         raise ValueError(f"--shard {index}/{count}: need 0 <= I < N")
     return sorted(items, key=lambda it: it.stem)[index::count]
-
-
-def _resize_to(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    import cv2
-
-    if img.shape[:2] == shape:
-        return img
-    interp = cv2.INTER_AREA if img.shape[0] > shape[0] else cv2.INTER_LINEAR
-    return cv2.resize(img, (shape[1], shape[0]), interpolation=interp)
 
 
 def _result_path(out: Path, stem: str, method: str) -> Path:
@@ -135,7 +127,7 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
     except ImageError as e:
         return [{"stem": item.stem, "method": n, "status": f"bad input: {e}"} for n in names]
     lin = ldr_to_linear(ldr)
-    gt_cal = calibrate(gt.astype(np.float64), _resize_to(lin, gt.shape[:2]).astype(np.float64)).astype(np.float32)
+    gt_cal = calibrate(gt.astype(np.float64), resize_to(lin, *gt.shape[:2]).astype(np.float64)).astype(np.float32)
     gt_render = cache.render(gt_cal, settings)
     _write_visuals(out, item.stem, "_GT", gt_render, pano=gt_cal)
     from hdr_core.io import write_ldr
@@ -159,7 +151,7 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
             continue
         try:
             pred = runner.predict(m, item.stem, ldr, gt)
-            pred_cal = calibrate(np.asarray(pred, np.float64), _resize_to(lin, pred.shape[:2]).astype(np.float64))
+            pred_cal = calibrate(np.asarray(pred, np.float64), resize_to(lin, *pred.shape[:2]).astype(np.float64))
             pred_cal = np.clip(pred_cal, 0, 65504).astype(np.float32)
             pdir = out / "predictions" / m.name
             pdir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +160,7 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
             _write_visuals(out, item.stem, m.name, pred_render, gt_render, pred_cal)
             row = {"stem": item.stem, "method": m.name, "status": "ok",
                    **render_metrics(pred_render, gt_render, vdp=opts.vdp, flip=opts.flip),
-                   **pano_metrics(_resize_to(pred_cal, gt_cal.shape[:2]), gt_cal)}
+                   **pano_metrics(resize_to(pred_cal, *gt_cal.shape[:2]), gt_cal)}
         except (ImageError, ValueError, FileNotFoundError) as e:
             row = {"stem": item.stem, "method": m.name, "status": f"error: {e}"}
         _save_json(path, row)

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -24,6 +23,7 @@ from hdr_core.camera import CameraConfig, virtual_camera
 from hdr_core.color import ldr_to_linear
 from hdr_core.io import read_hdr
 from hdr_core.projections import perspective_crop, standard_views
+from hdr_core.resize import resize_to
 
 HDR_SUFFIXES = (".hdr", ".exr")
 
@@ -57,10 +57,7 @@ def find_hdr_files(sources: list[str | Path]) -> list[Path]:
 
 def resize_pano(hdr: np.ndarray, height: int) -> np.ndarray:
     """Resize an HDR panorama to ``height x 2*height`` (area filter when shrinking)."""
-    if hdr.shape[:2] == (height, 2 * height):
-        return hdr
-    interp = cv2.INTER_AREA if hdr.shape[0] > height else cv2.INTER_LINEAR
-    return cv2.resize(hdr, (2 * height, height), interpolation=interp)
+    return resize_to(hdr, height, 2 * height)
 
 
 def load_panoramas(files: list[Path], height: int) -> list[np.ndarray]:
