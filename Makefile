@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := torch,blender,eval,dev
 
-.PHONY: demo test lint venv clean-venv addon
+.PHONY: demo test lint venv clean-venv addon system-tools
 
 venv: $(STAMP)
 
@@ -23,7 +23,17 @@ $(STAMP): pyproject.toml blender_addon/blender_manifest.toml
 demo: $(STAMP)
 	$(BIN)/python -m hdr_core.demo --out out/demo
 
-test: $(STAMP)
+# Optional system programs some slow tests use: Debian's `blender` (render_eval/run.py inside a real Blender binary)
+# and `chromium` (the report opens with every image). Installed with apt when missing and we are root; a failure only
+# skips those tests. SKIP_SYSTEM_TOOLS=1 turns this off.
+system-tools:
+	@if [ -z "$(SKIP_SYSTEM_TOOLS)" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  ! { command -v blender >/dev/null && command -v chromium >/dev/null; }; then \
+	  echo "installing blender and chromium (apt) for the slow tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    blender chromium >/dev/null; } || echo "apt install failed: those tests will be skipped"; fi
+
+test: $(STAMP) system-tools
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

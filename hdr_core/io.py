@@ -3,6 +3,10 @@
 Only numpy, OpenCV and the ``OpenEXR`` package are used: this module is imported inside Blender, where torch is
 absent.
 
+* EXR files go through the ``OpenEXR`` package, except inside a Blender *binary* (``bpy.app.binary_path`` set):
+  there the package's OpenEXR library clashes with the one Blender links (Debian's Blender 3.4 segfaults reading
+  and fails writing), so OpenCV's built-in EXR codec is used. ``HDR_CORE_EXR_BACKEND=openexr|opencv`` forces one.
+
 * Readers detect the format by its magic bytes, not by the file name. LDR files give display values scaled to
   [0, 1] (not linearised); HDR files give linear values with NaN/Inf repaired (and a warning) and negatives
   clamped to 0. Grayscale is replicated to RGB and alpha is dropped.
@@ -15,13 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import uuid
 import warnings
 from collections.abc import Callable
 
-import cv2
-import numpy as np
-import OpenEXR
+os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")  # before cv2's first EXR call (the opencv EXR backend)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 from hdr_core.errors import ImageError
 
@@ -35,16 +41,26 @@ _MAGIC = ((b"v/1\x01", "exr"), (b"#?RADIANCE", "hdr"), (b"#?RGBE", "hdr"), (b"\x
           (b"MM\x00+", "tiff"))
 _EXT_FORMAT = {".exr": "exr", ".hdr": "hdr", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff",
                ".tiff": "tiff"}
-_EXR_COMPRESSION = {"none": OpenEXR.NO_COMPRESSION, "rle": OpenEXR.RLE_COMPRESSION, "zips": OpenEXR.ZIPS_COMPRESSION,
-                    "zip": OpenEXR.ZIP_COMPRESSION, "piz": OpenEXR.PIZ_COMPRESSION, "pxr24": OpenEXR.PXR24_COMPRESSION,
-                    "b44": OpenEXR.B44_COMPRESSION, "b44a": OpenEXR.B44A_COMPRESSION,
-                    "dwaa": OpenEXR.DWAA_COMPRESSION, "dwab": OpenEXR.DWAB_COMPRESSION}
+#: EXR compressions, in the order of the OpenEXR enum (OpenCV's ``IMWRITE_EXR_COMPRESSION`` uses the same values).
+_EXR_COMPRESSION = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
+EXR_BACKENDS = ("openexr", "opencv")
 _HALF_MAX = float(np.finfo(np.float16).max)
 
 
 def _why(e: BaseException) -> str:
     """An exception as one short line."""
     return " ".join(str(e).split())[:300] or type(e).__name__
+
+
+def exr_backend() -> str:
+    """The EXR codec: ``HDR_CORE_EXR_BACKEND`` if set, else ``opencv`` inside a Blender binary, else ``openexr``."""
+    forced = os.environ.get("HDR_CORE_EXR_BACKEND", "").strip().lower()
+    if forced:
+        if forced not in EXR_BACKENDS:
+            raise ValueError(f"HDR_CORE_EXR_BACKEND={forced!r}: expected one of {', '.join(EXR_BACKENDS)}")
+        return forced
+    bpy = sys.modules.get("bpy")
+    return "opencv" if bpy is not None and getattr(getattr(bpy, "app", None), "binary_path", "") else "openexr"
 
 
 def _ext_format(path: str) -> str | None:
@@ -138,6 +154,16 @@ def _pick_exr_channels(names: list[str]) -> list[str] | None:
 
 
 def _read_exr(p: str) -> np.ndarray:
+    if exr_backend() == "opencv":
+        try:
+            img = cv2.imread(p, cv2.IMREAD_UNCHANGED)
+        except cv2.error as e:
+            raise ImageError(p, f"corrupt or unreadable OpenEXR file ({_why(e)})") from e
+        if img is None:
+            raise ImageError(p, "corrupt or unreadable OpenEXR file (OpenCV could not decode it)")
+        return _to_rgb(img.astype(np.float32, copy=False), p)
+    import OpenEXR
+
     try:
         f = OpenEXR.File(p, separate_channels=True)  # a str, not a Path: a Path is taken for a binary stream
         parts = [f.channels(i) for i in range(len(f.parts))]  # a truncated file gives 0 parts, not an exception
@@ -285,8 +311,15 @@ def _atomic_write(p: str, encode: Callable[[str], None]) -> None:
 def _encode_exr(tmp: str, rgb: np.ndarray, half: bool, compression: str) -> None:
     dtype = np.float16 if half else np.float32
     data = np.clip(rgb, -_HALF_MAX, _HALF_MAX) if half else rgb
+    code = _EXR_COMPRESSION.index(compression)
+    if exr_backend() == "opencv":
+        exr_type = cv2.IMWRITE_EXR_TYPE_HALF if half else cv2.IMWRITE_EXR_TYPE_FLOAT
+        _encode_cv2(tmp, data.astype(np.float32), (cv2.IMWRITE_EXR_TYPE, exr_type, cv2.IMWRITE_EXR_COMPRESSION, code))
+        return
+    import OpenEXR
+
     chans = {c: np.ascontiguousarray(data[..., i], dtype=dtype) for i, c in enumerate("RGB")}
-    header = {"compression": _EXR_COMPRESSION[compression], "type": OpenEXR.scanlineimage}
+    header = {"compression": OpenEXR.Compression(code), "type": OpenEXR.scanlineimage}
     OpenEXR.File(header, chans).write(tmp)
 
 

@@ -381,3 +381,47 @@ def test_blender_studio_light_exr(blender_hdri_path):
     h, w, c = img.shape
     assert c == 3 and w == 2 * h and img.dtype == np.float32
     assert np.isfinite(img).all() and img.min() >= 0 and img.max() > 1
+
+
+# --- the OpenCV EXR backend (used inside Blender binaries, whose OpenEXR library clashes with the package's) -------
+
+
+@pytest.fixture
+def opencv_exr(monkeypatch):
+    monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "opencv")
+    assert io.exr_backend() == "opencv"
+
+
+@pytest.mark.parametrize("compression", ["none", "zip", "piz"])
+def test_opencv_exr_backend_round_trip_and_interchange(tmp_path, hdr_img, compression, opencv_exr, monkeypatch):
+    write_exr(tmp_path / "a.exr", hdr_img, compression=compression)
+    np.testing.assert_array_equal(read_hdr(tmp_path / "a.exr"), hdr_img)
+    write_exr(tmp_path / "h.exr", hdr_img, half=True)
+    monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "openexr")  # files of one backend read with the other
+    assert OpenEXR.File(str(tmp_path / "h.exr"), separate_channels=True).channels()["R"].pixels.dtype == np.float16
+    np.testing.assert_array_equal(read_hdr(tmp_path / "a.exr"), hdr_img)
+    write_exr(tmp_path / "b.exr", hdr_img)
+    monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "opencv")
+    np.testing.assert_array_equal(read_hdr(tmp_path / "b.exr"), hdr_img)
+    np.testing.assert_allclose(read_hdr(tmp_path / "h.exr"), hdr_img, rtol=2**-11, atol=0)
+
+
+def test_opencv_exr_backend_corrupt_file(tmp_path, opencv_exr):
+    (tmp_path / "c.exr").write_bytes(b"v/1\x01" + b"\x02\x00\x00\x00garbage" * 4)
+    _raises(tmp_path / "c.exr", match="corrupt")
+
+
+def test_exr_backend_choice(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.delenv("HDR_CORE_EXR_BACKEND", raising=False)
+    monkeypatch.setitem(sys.modules, "bpy", types.SimpleNamespace(app=types.SimpleNamespace(binary_path="")))
+    assert io.exr_backend() == "openexr"  # the bpy module (pip wheel): no clash
+    monkeypatch.setitem(sys.modules, "bpy", types.SimpleNamespace(app=types.SimpleNamespace(binary_path="/b/blender")))
+    assert io.exr_backend() == "opencv"  # inside a Blender binary
+    monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "OpenEXR")
+    assert io.exr_backend() == "openexr"
+    monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "imageio")
+    with pytest.raises(ValueError, match="HDR_CORE_EXR_BACKEND"):
+        io.exr_backend()

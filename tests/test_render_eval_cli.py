@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -131,3 +132,24 @@ def test_run_py_inside_python_with_blender_style_argv(hdr_dir, tmp_path):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     assert json.loads((out / "summary.json").read_text())["summary"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("blender") is None, reason="no `blender` binary on PATH (Debian: apt-get install "
+                    "blender; `make test` installs it when run as root)")
+def test_run_py_inside_a_real_blender_binary(hdr_dir, tmp_path):
+    """`blender -b --python render_eval/run.py -- ...` (Debian's Blender 3.4 here): a complete run, exit status 0."""
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "blender-user")}
+    res = subprocess.run(["blender", "-b", "--factory-startup", "--python", str(root / "render_eval" / "run.py"), "--",
+                          "--from-hdr", str(hdr_dir), "--method", "gt", "--method", "koeo", "--out", str(out),
+                          "--no-noise-floor", *TINY], capture_output=True, text=True, timeout=900, env=env)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    rows = _rows(out)
+    assert rows[("p0", "gt", "psnr")]["value"] == "inf"
+    assert {stem for stem, method, _ in rows if method == "koeo"} == {"p0", "p1", "p2"}
+    assert summary["summary"] and (out / "report.html").is_file()
+    renders = sorted((out / "cache").rglob("*.exr"))
+    assert renders, "no renders were cached"
