@@ -28,8 +28,8 @@ class ExportModule(torch.nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor):
-        if hasattr(self.model, "forward_aligned"):  # LANet: the caller pads to a multiple of 32 (traced pads
-            out, _ = self.model.forward_aligned(x)  # would be constants of the graph)
+        if hasattr(self.model, "forward_aligned"):  # LANet & co: the caller pads to the model's multiple (traced
+            out, _ = self.model.forward_aligned(x)  # pads would be constants of the graph)
         else:
             out = self.model(x)
         mask = out.merge_mask if out.merge_mask is not None else torch.zeros_like(x[:, :1])
@@ -52,7 +52,7 @@ def _add_metadata(onnx_path: str, model: torch.nn.Module, example_hw: tuple[int,
     if is_panorama_model(model):
         meta["input_size"] = f"{example_hw[1]}x{example_hw[0]}"
     else:
-        meta["pad_multiple"] = "32"
+        meta["pad_multiple"] = str(model.pad_multiple)
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
@@ -63,16 +63,18 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, example_hw: tup
                 opset: int = OPSET) -> Path:
     """Export ``model`` (eval mode, CPU) to ``path`` atomically.
 
-    LANet graphs have dynamic batch, height and width, for sides that are multiples of 32 (``pad_multiple`` in the
-    metadata): callers pad and crop (:meth:`hdr_core.predict.Predictor.run_network` does). panoLANet graphs have
-    a dynamic batch and the fixed size ``example_hw`` (default 512x1024, the reference test size): the P2C/C2P
-    sampling grids are constants of the graph. The size is stored in the file's metadata (``input_size``) and
-    :class:`hdr_core.predict.Predictor` resizes inputs to it.
+    Single-image graphs (LANet, the baselines) have dynamic batch, height and width, for sides that are multiples of
+    the model's ``pad_multiple`` (32 for LANet; also stored in the metadata): callers pad and crop
+    (:meth:`hdr_core.predict.Predictor.run_network` does). panoLANet graphs have a dynamic batch and the fixed size
+    ``example_hw`` (default 512x1024, the reference test size): the P2C/C2P sampling grids are constants of the
+    graph. The size is stored in the file's metadata (``input_size``) and :class:`hdr_core.predict.Predictor`
+    resizes inputs to it.
     """
     pano = is_panorama_model(model)
     example_hw = example_hw or ((512, 1024) if pano else (256, 512))
     if not pano:
-        example_hw = tuple(-(-v // 32) * 32 for v in example_hw)
+        m = model.pad_multiple
+        example_hw = tuple(-(-v // m) * m for v in example_hw)
     axes = {"batch": 0} if pano else {"batch": 0, "height": 2, "width": 3}
     dynamic = {name: {i: n for n, i in axes.items()} for name in ("x", "log_hdr", "merge_mask")}
     path = Path(path)

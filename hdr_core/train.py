@@ -144,11 +144,16 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 
 def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, dict]:
-    """The paper's loss for the stage: LANet siMSE + 0.05 CE; U-Net log-MSE; panoLANet Eq. 9."""
+    """The paper's loss for the stage: LANet siMSE + 0.05 CE (also LANet on whole panoramas); U-Net log-MSE;
+    panoLANet stage 2 Eq. 9; a model with a ``training_loss(out, batch)`` method (the ported baselines) uses its own.
+    Always also reports the siMSE, so every model's curves compare."""
     x = 2.0 * batch["ldr"] - 1.0
     gt_log = batch["hdr"].clamp(1e-8, 1e4).log()
     out = model(x)
-    if cfg.stage == "pano":
+    net = getattr(model, "module", model)  # unwrap DDP
+    if hasattr(net, "training_loss"):  # a ported baseline brings its own published loss
+        loss, _ = net.training_loss(out, batch)
+    elif cfg.stage == "pano" and out.merge_mask is not None:
         loss = pano_masked_loss(out.log_hdr, gt_log, out.merge_mask, cfg.mask_beta1, cfg.mask_beta2)
     elif out.seg_logits is not None:
         loss = lanet_loss(out, gt_log, segmentation_labels(batch["hdr"]), cfg.seg_weight)

@@ -19,7 +19,7 @@ import torch
 
 from hdr_core.augment import random_pano_augment
 from hdr_core.calibration import calibrate
-from hdr_core.camera import CameraConfig, virtual_camera
+from hdr_core.camera import CameraConfig, expose, virtual_camera
 from hdr_core.color import ldr_to_linear
 from hdr_core.io import read_hdr
 from hdr_core.projections import perspective_crop, standard_views
@@ -72,8 +72,11 @@ class PairDataset(torch.utils.data.Dataset):
     Validation sets pass ``views="standard"`` to cycle the paper's 6 azimuths x 3 elevations instead of random
     views.
 
-    Returns dicts with ``ldr`` (``3xHxW`` linear LDR in [0, 1]), ``hdr`` (``3xHxW`` calibrated HDR) and
-    ``scene`` (index into the panorama list).
+    Returns dicts with ``ldr`` (``3xHxW`` linear LDR in [0, 1]), ``hdr`` (``3xHxW`` calibrated HDR),
+    ``scene`` (index into the panorama list), and what methods with intermediate supervision (SingleHDR) need:
+    ``display`` (the camera's display values before 8-bit quantisation), ``hdr_camera`` (the HDR in the camera's
+    linear sensor units after exposure and black level, 1 = white point, not clipped: ``clip(hdr_camera, 0, 1)``
+    is what the response curve saw) and ``crf`` (``[sigma, n]`` of the response ``(1 + s) v^n / (v^n + s)``).
     """
 
     def __init__(self, panoramas: list[np.ndarray], config: PairConfig, length: int, seed: int = 0,
@@ -108,8 +111,13 @@ class PairDataset(torch.utils.data.Dataset):
             t = torch.from_numpy(np.ascontiguousarray(hdr)).permute(2, 0, 1)[None]
             hdr = perspective_crop(t, yaw, pitch, fov, self.config.crop_size)[0].permute(1, 2, 0).numpy()
         hdr = np.maximum(hdr, 0.0).astype(np.float32)
-        ldr, _ = virtual_camera(hdr, rng, self.config.camera)
+        ldr, cam = virtual_camera(hdr, rng, self.config.camera)
         lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
         hdr_cal = calibrate(hdr, lin)
+        display = expose(hdr, cam.exposure, cam.dynamic_range_ev, cam.sigma, cam.n)
+        black = 2.0 ** (-cam.dynamic_range_ev)
+        hdr_camera = np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black)
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))  # noqa: E731
-        return {"ldr": to_t(lin), "hdr": to_t(hdr_cal), "scene": torch.tensor(scene)}
+        return {"ldr": to_t(lin), "hdr": to_t(hdr_cal), "scene": torch.tensor(scene),
+                "display": to_t(display), "hdr_camera": to_t(hdr_camera),
+                "crf": torch.tensor([cam.sigma, cam.n], dtype=torch.float32)}

@@ -97,6 +97,8 @@ class LANet(HDRModel):
         config: the architecture; default the paper's.
     """
 
+    pad_multiple = PAD_MULTIPLE  #: the encoder's total stride; forward pads to it, ONNX graphs need it
+
     def __init__(self, config: LANetConfig | None = None):
         super().__init__()
         cfg = self.config = config or LANetConfig()

@@ -185,6 +185,8 @@ class HDROutput:
         merge_mask: panoLANet's merge mask ``Bx1xHxW`` in [0, 1].
         ceiling_log_hdr: panoLANet's ceiling-branch prediction on the ``h x h`` ceiling grid.
         pano_log_hdr: panoLANet's panorama-branch prediction alone, ``Bx3xHxW``.
+        aux: other full-resolution ``BxCxHxW`` tensors a model's own training loss needs (e.g. FHDR's per-iteration
+            outputs, SingleHDR's dequantised and linearised images), by name.
     """
 
     log_hdr: Tensor
@@ -193,6 +195,7 @@ class HDROutput:
     merge_mask: Tensor | None = None
     ceiling_log_hdr: Tensor | None = None
     pano_log_hdr: Tensor | None = None
+    aux: dict[str, Tensor] | None = None
 
     @property
     def hdr(self) -> Tensor:
@@ -205,8 +208,9 @@ class HDROutput:
             return None if t is None else t[..., :height, :width]
 
         att = None if self.attention is None else self.attention[..., :math.ceil(height / 2), :math.ceil(width / 2)]
+        aux = None if self.aux is None else {k: full(v) for k, v in self.aux.items()}
         return HDROutput(full(self.log_hdr), full(self.seg_logits), att, full(self.merge_mask),
-                         self.ceiling_log_hdr, full(self.pano_log_hdr))
+                         self.ceiling_log_hdr, full(self.pano_log_hdr), aux)
 
 
 class HDRModel(nn.Module):
