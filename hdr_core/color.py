@@ -35,6 +35,14 @@ def linear_to_srgb(x):
     return _where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1.0 / 2.4) - 0.055)
 
 
+def display_encode(linear, exposure: float = 0.0) -> np.ndarray:
+    """Linear RGB -> display values in [0, 1]: ``srgb(clip(linear * 2**exposure, 0, 1))`` (float64 numpy).
+
+    One fixed exposure and a hard clip, no tone mapping: how the renders are scored (PSNR/SSIM) and shown.
+    """
+    return linear_to_srgb(np.clip(np.asarray(linear, np.float64) * 2.0**exposure, 0.0, 1.0))
+
+
 def ldr_to_linear(ldr):
     """Method.md §1: 8-bit-scaled display values in [0, 1] -> linear, after clamping to >= 1/255.
 

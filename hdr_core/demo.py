@@ -21,15 +21,10 @@ import numpy as np
 
 from hdr_core.calibration import calibrate
 from hdr_core.camera import virtual_camera
-from hdr_core.color import ldr_to_linear, linear_to_srgb
+from hdr_core.color import display_encode, ldr_to_linear
 from hdr_core.data.pairs import resize_pano
 from hdr_core.data.sources import blender_hdri
 from hdr_core.io import read_hdr, write_exr, write_ldr
-
-
-def display(hdr: np.ndarray, stops: float = 0.0) -> np.ndarray:
-    """A simple display rendering of linear HDR: exposure, clip, sRGB encode."""
-    return linear_to_srgb(np.clip(hdr * 2.0**stops, 0.0, 1.0))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -67,9 +62,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     write_ldr(out / "input_ldr.png", ldr.astype(np.float32) / 255.0)
     write_exr(out / "gt_hdr_calibrated.exr", hdr_cal)
-    write_ldr(out / "gt_hdr_minus4ev.png", display(hdr_cal, -4.0))
+    write_ldr(out / "gt_hdr_minus4ev.png", display_encode(hdr_cal, -4.0))
     write_exr(out / "gt_ceiling.exr", ceiling)
-    write_ldr(out / "gt_ceiling_minus4ev.png", display(ceiling, -4.0))
+    write_ldr(out / "gt_ceiling_minus4ev.png", display_encode(ceiling, -4.0))
     seg = np.zeros(ldr.shape, np.float32)
     seg[..., 0], seg[..., 1], seg[..., 2] = labels == OVER, labels == 1, labels == UNDER
     write_ldr(out / "labels_over_correct_under.png", seg)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hdr_core.color import linear_to_srgb
+from hdr_core.color import display_encode as _encode
 
 #: Exposure (stops) applied before display encoding. Renders lit by calibrated panoramas are on the LDR's
 #: scale (diffuse white ~ 1), so 0 EV shows them as the LDR would.
@@ -12,8 +12,8 @@ DISPLAY_EXPOSURE = 0.0
 
 
 def display_encode(linear: np.ndarray, exposure: float = DISPLAY_EXPOSURE) -> np.ndarray:
-    """Linear RGB -> display values in [0, 1]: ``srgb(clip(linear * 2**exposure, 0, 1))`` (float64)."""
-    return linear_to_srgb(np.clip(np.asarray(linear, np.float64) * 2.0**exposure, 0.0, 1.0))
+    """Linear RGB -> display values in [0, 1]: :func:`hdr_core.color.display_encode` at the renders' exposure."""
+    return _encode(linear, exposure)
 
 
 def to_uint8(display: np.ndarray) -> np.ndarray:
