@@ -26,8 +26,13 @@ from hdr_core.models.resnet import symmetric_pad
 PAPER = {"lanet", "panolanet"}
 
 
+LANET_FAMILY = ("hdr_core.models.lanet", "hdr_core.models.pano_lanet")
+
+
 def _variants():
-    return [pytest.param(n, marks=pytest.mark.slow) if n in PAPER else n for n in list_models()]
+    """The LANet family's registered variants (the ported baselines have their own test files)."""
+    names = sorted(n for m in LANET_FAMILY for n in list_models(module=m))
+    return [pytest.param(n, marks=pytest.mark.slow) if n in PAPER else n for n in names]
 
 
 def _input(name: str) -> torch.Tensor:
@@ -47,7 +52,9 @@ def _check_grads(model: torch.nn.Module) -> None:
 
 def test_registry():
     assert {"lanet", "lanet_small", "panolanet", "panolanet_small"} <= set(list_models())
-    assert list_models("*small") == ["lanet_small", "panolanet_small"]
+    assert list_models(module="hdr_core.models.lanet") == ["lanet", "lanet_small"]
+    assert {"lanet_small", "panolanet_small"} <= set(list_models("*small"))
+    assert all(n.endswith("small") for n in list_models("*small"))
     assert is_model("lanet") and not is_model("nope")
     with pytest.raises(ValueError, match="unknown model"):
         create_model("nope")
@@ -84,6 +91,23 @@ def test_forward_backward(name):
     loss.backward()
     _check_grads(model)
     assert model.num_params() == sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("name", [n for n in list_models("*small") if not n.startswith("pano")])
+def test_every_single_image_model_meets_the_shared_contract(name):
+    """What training, prediction, export and render_eval rely on, for LANet and every ported baseline alike."""
+    model = create_model(name).eval()
+    m = model.pad_multiple
+    assert isinstance(m, int) and m >= 1
+    x = torch.rand(1, 3, 37, 70) * 2 - 1  # not a multiple of anything: the model pads and crops itself
+    with torch.no_grad():
+        out = model(x)
+        xp = pad_to_multiple(x, m)
+        aligned, _ = model.forward_aligned(xp)
+    assert isinstance(out, HDROutput) and out.log_hdr.shape == x.shape and torch.isfinite(out.log_hdr).all()
+    assert aligned.log_hdr.shape == xp.shape
+    assert torch.equal(model.forward_export(x), out.log_hdr)
+    assert create_model(name, config=model.config.to_dict()).config == model.config
 
 
 def test_lanet_odd_and_tiny_sizes():

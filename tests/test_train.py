@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from safetensors.torch import load_file
 
 from hdr_core.train import TrainConfig, learning_rate, parse_config
@@ -33,6 +34,24 @@ def test_config_yaml_and_flags(tmp_path, pano_folder):
         parse_config(["--stage", "cube", "--data", "x"])
     with pytest.raises(SystemExit):
         parse_config([])  # no data
+
+
+def _repo_config(path: Path) -> TrainConfig:
+    """A config of configs/ as training would resolve it (configs without ``data`` get it from --data)."""
+    has_data = "data" in (yaml.safe_load(path.read_text()) or {})
+    return parse_config(["--config", str(path), *([] if has_data else ["--data", "DATA"])])
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_repo_config_parses_and_names_a_registered_model(config):
+    from hdr_core.models import is_model
+
+    cfg = _repo_config(config)
+    assert is_model(cfg.model), f"{config.name}: model {cfg.model!r} is not registered"
+    assert cfg.stage in ("crop", "pano") and cfg.steps > 0
+    if cfg.init_from:  # a stage-2 config starts from a stage-1 run of the same model, defined in the repo
+        stage1 = [c for c in (ROOT / "configs").glob("*.yaml") if _repo_config(c).out_dir == cfg.init_from]
+        assert stage1 and _repo_config(stage1[0]).model == cfg.model
 
 
 def test_learning_rate_schedule():

@@ -1,4 +1,4 @@
-"""HDR networks: LANet and panoLANet (Yu et al., CGF 2021) with a timm-style registry.
+"""HDR networks: LANet and panoLANet (Yu et al., CGF 2021) and the ported baselines, with a timm-style registry.
 
 Usage::
 
@@ -18,6 +18,7 @@ from hdr_core.models._registry import (
                                        model_entrypoint,
                                        register_model,
 )
+from hdr_core.models.fhdr import FHDR, FHDRConfig
 from hdr_core.models.lanet import LANet, LANetConfig
 from hdr_core.models.layers import ExportWrapper, HDRModel, HDROutput, SkipFuse
 from hdr_core.models.pano_lanet import CeilingBranch, PanoLANet, PanoLANetConfig, ResUNet
@@ -25,4 +26,4 @@ from hdr_core.models.resnet import ResNetEncoder
 
 __all__ = ["ModelConfig", "create_model", "is_model", "list_models", "model_config", "model_entrypoint",
            "register_model", "LANet", "LANetConfig", "PanoLANet", "PanoLANetConfig", "ResUNet", "CeilingBranch",
-           "ResNetEncoder", "HDROutput", "HDRModel", "ExportWrapper", "SkipFuse"]
+           "ResNetEncoder", "HDROutput", "HDRModel", "ExportWrapper", "SkipFuse", "FHDR", "FHDRConfig"]
