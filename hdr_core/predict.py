@@ -61,6 +61,14 @@ def default_weights(model: str = DEFAULT_MODEL) -> Path:
     return folder
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` -> ``(W, H)``, both positive integers; ``ValueError`` otherwise."""
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"expected WxH with positive integers, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def fit_to_2to1(img: np.ndarray, how: str) -> np.ndarray:
     """Make an image 2:1: ``crop`` (centre), ``pad`` (black rows top and bottom / columns wrapped) or ``stretch``."""
     h, w = img.shape[:2]
@@ -270,12 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from hdr_core.io import write_exr, write_ldr
 
-    size = None
-    if args.size:
-        try:
-            size = tuple(int(v) for v in args.size.lower().split("x"))
-        except ValueError:
-            ap.error(f"--size must be WxH, got {args.size!r}")
+    try:
+        size = parse_size(args.size) if args.size else None
+    except ValueError as e:
+        ap.error(f"--size: {e}")
     try:
         predictor = Predictor(args.weights, args.model, args.backend, size, args.threads)
     except (FileNotFoundError, ValueError, ImportError) as e:

@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--jobs", type=int, default=1, help="worker processes")
     x.add_argument("--shard", help="I/N: evaluate only shard I (0-based) of N")
     x.add_argument("--threads", type=int, default=None, help="threads per process for predictors")
+    x.add_argument("--model-size", metavar="WxH", help="working size of every hdr_core model (default: each model's "
+                   "own; a panoLANet graph always runs at its fixed size)")
     x.add_argument("--no-report", action="store_true")
     x.add_argument("--no-progress", action="store_true")
     return ap
@@ -186,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
             i, n = (int(v) for v in args.shard.split("/"))
             items = shard(items, i, n)
         settings = settings_from_args(args)
+        model_size = None
+        if args.model_size:
+            from hdr_core.predict import parse_size
+
+            model_size = parse_size(args.model_size)
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "run.json").write_text(json.dumps({"settings": settings, "order": order, "command": command,
                                               "methods": [m.__dict__ for m in methods]}, indent=1))
     opts = Options(out=out, settings=settings, vdp=not args.no_vdp, flip=args.flip,
-                   noise_floor=not args.no_noise_floor, threads=args.threads)
+                   noise_floor=not args.no_noise_floor, threads=args.threads, model_size=model_size)
     rows = run(items, methods, opts, jobs=args.jobs, progress=not args.no_progress)
     finish(rows, order, out, run_context(settings, command), report=not args.no_report)
     failed = [r for r in rows if r.get("status") != "ok"]

@@ -30,6 +30,11 @@ class Method:
     kind: str
     arg: str = ""
 
+    def signature(self, model_size: tuple[int, int] | None = None) -> str:
+        """What a cached result row was computed with: a row of another signature is recomputed, not reused."""
+        size = f"@{model_size[0]}x{model_size[1]}" if self.kind == "model" and model_size else ""
+        return f"{self.kind}:{self.arg}{size}"
+
     def describe(self) -> str:
         return {"dir": f"predictions in {self.arg}", "baseline": f"training-free operator {self.arg}",
                 "model": f"hdr_core model {self.arg}", "gt": "ground truth (sanity)"}[self.kind]
@@ -67,11 +72,15 @@ def find_file(folder: str | Path, stem: str, suffixes: tuple[str, ...]) -> Path 
 
 
 class MethodRunner:
-    """Produces a method's (uncalibrated) HDR panorama for one input; loads each model once."""
+    """Produces a method's (uncalibrated) HDR panorama for one input; loads each model once.
 
-    def __init__(self, threads: int | None = None):
+    ``model_size`` ``(width, height)`` is the working size of every hdr_core model (None: each model's own default,
+    :meth:`hdr_core.predict.Predictor.working_size`; a panoLANet graph always runs at its fixed size).
+    """
+
+    def __init__(self, threads: int | None = None, model_size: tuple[int, int] | None = None):
         self._predictors: dict[str, object] = {}
-        self.threads = threads
+        self.threads, self.model_size = threads, model_size
 
     def predict(self, method: Method, stem: str, ldr: np.ndarray, gt: np.ndarray) -> np.ndarray:
         from hdr_core.errors import ImageError
@@ -93,5 +102,6 @@ class MethodRunner:
             from hdr_core.predict import Predictor
 
             kw = {"weights": method.arg} if method.arg else {"model": method.name}
-            predictor = self._predictors[method.name] = Predictor(**kw, backend="onnx", threads=self.threads)
+            predictor = self._predictors[method.name] = Predictor(**kw, backend="onnx", threads=self.threads,
+                                                                  size=self.model_size)
         return predictor.predict(ldr, fit="stretch").hdr

@@ -41,6 +41,7 @@ class Options:
     flip: bool = False
     noise_floor: bool = True
     threads: int | None = None
+    model_size: tuple[int, int] | None = None  #: working size (w, h) of hdr_core models; None = each model's own
 
 
 def discover(gt_dir: str | Path, ldr_dir: str | Path) -> tuple[list[Item], list[dict]]:
@@ -67,6 +68,16 @@ def shard(items: list[Item], index: int, count: int) -> list[Item]:
 
 def _result_path(out: Path, stem: str, method: str) -> Path:
     return out / "items" / stem / f"{method}.json"
+
+
+def _load_cached(path: Path, signature: str | None) -> dict | None:
+    """A saved result row, if it exists and was computed for the same method definition (``signature``)."""
+    if not path.is_file():
+        return None
+    row = json.loads(path.read_text())
+    if signature is not None and row.get("signature") != signature:
+        return None
+    return row
 
 
 def _save_json(path: Path, data: dict) -> None:
@@ -114,13 +125,15 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
     out = opts.out
     names = [m.name for m in methods] + ([NOISE_FLOOR] if opts.noise_floor else [])
     done = {n: _result_path(out, item.stem, n) for n in names}
-    if all(p.is_file() for p in done.values()):
-        return [json.loads(p.read_text()) for p in done.values()]
+    signatures = {m.name: m.signature(opts.model_size) for m in methods}
+    cached = {n: _load_cached(p, signatures.get(n)) for n, p in done.items()}
+    if all(r is not None for r in cached.values()):
+        return list(cached.values())
     if item.ldr is None:
         return [{"stem": item.stem, "method": n, "status": "missing LDR input"} for n in names]
     settings = RenderSettings.from_dict(opts.settings) if opts.settings else RenderSettings()
     cache = cache or RenderCache(out / "cache")
-    runner = runner or MethodRunner(opts.threads)
+    runner = runner or MethodRunner(opts.threads, opts.model_size)
     try:
         ldr, _ = read_ldr(item.ldr)
         gt = read_hdr(item.gt)
@@ -136,8 +149,8 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
     rows = []
     if opts.noise_floor:
         path = done[NOISE_FLOOR]
-        if path.is_file():
-            rows.append(json.loads(path.read_text()))
+        if cached[NOISE_FLOOR] is not None:
+            rows.append(cached[NOISE_FLOOR])
         else:
             other = cache.render(gt_cal, settings, seed=settings.seed + 1)
             row = {"stem": item.stem, "method": NOISE_FLOOR, "status": "ok",
@@ -146,8 +159,8 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
             rows.append(row)
     for m in methods:
         path = done[m.name]
-        if path.is_file():
-            rows.append(json.loads(path.read_text()))
+        if cached[m.name] is not None:
+            rows.append(cached[m.name])
             continue
         try:
             pred = runner.predict(m, item.stem, ldr, gt)
@@ -163,6 +176,7 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
                    **pano_metrics(resize_to(pred_cal, *gt_cal.shape[:2]), gt_cal)}
         except (ImageError, ValueError, FileNotFoundError) as e:
             row = {"stem": item.stem, "method": m.name, "status": f"error: {e}"}
+        row["signature"] = signatures[m.name]
         _save_json(path, row)
         rows.append(row)
     return rows
@@ -186,7 +200,7 @@ def _worker_evaluate(item: Item, methods: list[Method], opts: Options) -> list[d
     from render_eval.render import RenderCache
 
     if "runner" not in _WORKER:
-        _WORKER["runner"] = MethodRunner(opts.threads)
+        _WORKER["runner"] = MethodRunner(opts.threads, opts.model_size)
         _WORKER["cache"] = RenderCache(opts.out / "cache")
     try:
         return evaluate_item(item, methods, opts, _WORKER["runner"], _WORKER["cache"])

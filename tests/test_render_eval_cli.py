@@ -115,6 +115,48 @@ def test_predictions_on_disk_and_bad_files_are_reported(hdr_dir, tmp_path):
     assert "| mine | 1/2 |" in (out / "summary.md").read_text()
 
 
+def test_method_signature_and_model_size_parsing():
+    from hdr_core.predict import parse_size
+
+    assert parse_size("512x256") == (512, 256) and parse_size("64X32") == (64, 32)
+    for bad in ("512", "0x2", "ax2", "1x2x3", "-5x4"):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+    m = parse_method("mine=model:/w")
+    assert m.signature() == "model:/w" and m.signature((512, 256)) == "model:/w@512x256"
+    assert parse_method("koeo").signature((512, 256)) == "baseline:koeo"  # the size concerns models only
+
+
+@pytest.mark.slow
+def test_model_method_and_model_size_change_recomputes_only_that_method(hdr_dir, tmp_path):
+    import torch
+
+    from hdr_core.checkpoint import save_model
+    from hdr_core.models import create_model
+
+    torch.manual_seed(0)
+    weights = save_model(tmp_path / "tiny", create_model("lanet_small", encoder_width=8).eval())
+    gt = tmp_path / "gt"
+    gt.mkdir()
+    shutil.copy(hdr_dir / "p0.exr", gt / "p0.exr")
+    out = tmp_path / "out"
+    args = ["--from-hdr", str(gt), "--method", "ldr", "--method", f"tiny=model:{weights}", "--out", str(out),
+            "--no-noise-floor", "--no-report"] + TINY
+    item = out / "items" / "p0"
+    assert main(args + ["--model-size", "64x32"]) == 0
+    first = {m: json.loads((item / f"{m}.json").read_text()) for m in ("ldr", "tiny")}
+    assert first["tiny"]["status"] == "ok" and first["tiny"]["signature"].endswith("@64x32")
+    stamps = {m: (item / f"{m}.json").stat().st_mtime_ns for m in ("ldr", "tiny")}
+    assert main(args + ["--model-size", "64x32"]) == 0  # same definition: nothing recomputed
+    assert stamps == {m: (item / f"{m}.json").stat().st_mtime_ns for m in ("ldr", "tiny")}
+    assert main(args + ["--model-size", "128x64"]) == 0  # another working size: only the model's row is redone
+    second = {m: json.loads((item / f"{m}.json").read_text()) for m in ("ldr", "tiny")}
+    assert (item / "ldr.json").stat().st_mtime_ns == stamps["ldr"] and second["ldr"] == first["ldr"]
+    assert (item / "tiny.json").stat().st_mtime_ns != stamps["tiny"]
+    assert second["tiny"]["status"] == "ok" and second["tiny"]["signature"].endswith("@128x64")
+    assert main(args + ["--model-size", "bad"]) == 2
+
+
 def test_cli_usage_errors(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--method", "nonsense", "--gt", str(tmp_path), "--ldr", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
