@@ -141,3 +141,19 @@ def test_export_leaves_the_model_in_eval_mode(tmp_path):
     model = create_model("lanet_small").eval()
     export_onnx(model, tmp_path / "m.onnx", (32, 32))
     assert not any(m.training for m in model.modules())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["hdrcnn_small", "singlehdr_small", "fhdr_small"])
+def test_ported_baselines_predict_through_onnx_like_torch(name, tmp_path, monkeypatch):
+    """A trained baseline's checkpoint folder works in the Predictor (issue #7): exported on first use, padded to its
+    own multiple, same prediction as the torch backend."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the on-demand ONNX export lands here
+    torch.manual_seed(0)
+    folder = save_model(tmp_path / name, create_model(name).eval())
+    ldr = _ldr(40, 80, 4)
+    onnx_pred = Predictor(folder, backend="onnx", size=(80, 40)).predict(ldr)
+    torch_pred = Predictor(folder, backend="torch", size=(80, 40)).predict(ldr)
+    assert list((tmp_path / "cache").rglob("*.onnx")) and onnx_pred.hdr.shape == (40, 80, 3)
+    assert np.isfinite(onnx_pred.hdr).all()
+    np.testing.assert_allclose(np.log(onnx_pred.hdr + 1e-6), np.log(torch_pred.hdr + 1e-6), atol=5e-3)
