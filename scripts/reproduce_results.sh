@@ -1,0 +1,47 @@
+#!/bin/sh
+# Reproduce docs/results.md from a fresh clone: data, every model's training runs, the render_eval benchmark.
+#
+#   make venv && sh scripts/reproduce_results.sh            # everything (CPU: ~4 h of training on 2 cores)
+#   STEPS_SCALE=0.5 sh scripts/reproduce_results.sh          # the baselines at half the step budget (see results.md)
+#   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_small
+#
+# Training runs resume (--resume true), so a killed script continues where it stopped; finished runs are skipped.
+# GPU users: the same commands pick CUDA; for several GPUs replace "$PY -m hdr_core.train" with
+# "torchrun --nproc_per_node=N -m hdr_core.train".
+set -eu
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+STEPS_SCALE=${STEPS_SCALE:-1}
+OUT=${OUT:-out/results}
+
+$PY -m hdr_core.data fetch pmndrs --out data/pmndrs
+$PY -m hdr_core.data fetch blender --out data/blender_test
+
+train() {  # train CONFIG_STEM: both stages' configs name their own out_dir; skipped when its model/ exists
+  out=$($PY -c "import sys; from hdr_core.train import parse_config; print(parse_config(sys.argv[1:]).out_dir)" \
+        --config "configs/$1.yaml")
+  if [ -f "$out/model/model.safetensors" ]; then echo "== $1: done ($out/model)"; return; fi
+  steps=$($PY -c "import sys, math; from hdr_core.train import parse_config; \
+c = parse_config(sys.argv[2:]); print(max(1, math.ceil(c.steps * float(sys.argv[1]))))" "$STEPS_SCALE" \
+        --config "configs/$1.yaml")
+  echo "== $1: $steps steps -> $out"
+  $PY -m hdr_core.train --config "configs/$1.yaml" --steps "$steps" --resume true --progress false
+}
+
+if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
+  train ship_panolanet_small_stage1; train ship_panolanet_small_stage2
+  SHIPPED=runs/ship_panolanet_small_stage2/model
+else
+  SHIPPED=hdr_core/weights/panolanet_small
+fi
+train ablation_lanet_small_stage1; train ablation_lanet_small_stage2
+for m in hdrcnn singlehdr fhdr; do train "${m}_small_stage1"; train "${m}_small_stage2"; done
+
+$PY -m render_eval --from-hdr data/blender_test --out "$OUT" \
+  --method gt --method ldr --method akyuz --method masia --method koeo \
+  --method "panolanet_small=model:$SHIPPED" \
+  --method lanet_small=model:runs/ablation_lanet_small_stage2/model \
+  --method hdrcnn_small=model:runs/hdrcnn_small_stage2/model \
+  --method singlehdr_small=model:runs/singlehdr_small_stage2/model \
+  --method fhdr_small=model:runs/fhdr_small_stage2/model
+echo "tables: $OUT/summary.md; report: $OUT/report.html"
