@@ -1,6 +1,9 @@
 """Model benchmark: FLOPs, parameters, torch eager vs ONNX Runtime latency, achieved GFLOP/s, training steps/s.
 
-    .venv/bin/python benchmarks/bench_models.py [--models lanet_small panolanet_small] [--runs 5] [--threads 2]
+    .venv/bin/python benchmarks/bench_models.py [--models lanet_small panolanet_small ...] [--runs 5] [--threads 2]
+
+The default models are the shipped one, the ablation and the compute-matched ported baselines (issue #7); their
+training step uses siMSE as a stand-in for each method's own loss (the loss costs little next to the network).
 
 Prints a Markdown table (paste it into docs/benchmarks.md with the date and machine). The ratio is measured in
 the same run, on the same inputs. The machine's fp32 matmul peak is measured first (2048^3 GEMMs), so achieved
@@ -89,7 +92,8 @@ def train_steps_per_s(name: str, stage: str, batch: int, steps: int = 5) -> floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", nargs="+", default=["lanet_small", "panolanet_small"])
+    ap.add_argument("--models", nargs="+", default=["lanet_small", "panolanet_small", "hdrcnn_small",
+                                                    "singlehdr_small", "fhdr_small"])
     ap.add_argument("--sizes", nargs="+", default=["512x256", "1024x512"])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count())

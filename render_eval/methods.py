@@ -5,8 +5,10 @@
 - ``NAME=DIR``: predicted HDR panoramas ``DIR/<stem>.exr|.hdr`` made elsewhere;
 - ``NAME`` where NAME is a baseline of :data:`render_eval.baselines.BASELINES` (``ldr``, ``akyuz``, ``masia``,
   ``koeo``): computed here from the LDR input;
-- ``NAME=model:WEIGHTS`` (a checkpoint folder or ``.onnx``) or ``NAME=model`` with NAME a shipped model
-  (``panolanet_small``...): predicted here with :class:`hdr_core.predict.Predictor` (ONNX Runtime);
+- ``NAME=model:WEIGHTS`` (a checkpoint folder or ``.onnx`` of any registered model: LANet, panoLANet or a ported
+  baseline, e.g. ``hdrcnn_small=model:runs/hdrcnn_small_stage2/model``) or ``NAME=model`` with NAME a shipped
+  model (``panolanet_small``...): predicted here with :class:`hdr_core.predict.Predictor` (ONNX Runtime), at
+  ``--model-size`` if given;
 - ``gt``: the ground truth itself (the sanity row: perfect up to the noise floor).
 
 Every prediction is calibrated against the LDR input (Eq. 1) before it lights the scene, whatever its source.
