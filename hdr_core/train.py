@@ -196,7 +196,8 @@ class StepSampler(torch.utils.data.Sampler):
         return (self.steps - self.start) * self.b
 
 
-def save_checkpoint(cfg: TrainConfig, net, optimizer, step: int, best_val: float) -> None:
+def save_checkpoint(cfg: TrainConfig, net, optimizer, step: int, best_val: float,
+                    metrics: dict | None = None) -> None:
     ckdir = Path(cfg.out_dir) / "checkpoints"
     folder = ckdir / f"step_{step:07d}"
     if folder.exists():
@@ -206,7 +207,7 @@ def save_checkpoint(cfg: TrainConfig, net, optimizer, step: int, best_val: float
 
     buf = _io.BytesIO()
     torch.save({"optimizer": optimizer.state_dict(), "step": step, "best_val": best_val,
-                "torch_rng": torch.get_rng_state()}, buf)
+                "torch_rng": torch.get_rng_state(), "metrics": metrics or {}}, buf)
     atomic_write_bytes(folder / "train_state.pt", buf.getvalue())
     atomic_write_text(ckdir / "latest", folder.name)  # the commit point: a checkpoint counts once named here
     old = sorted(p for p in ckdir.glob("step_*") if p.is_dir() and p.name != folder.name)
@@ -295,6 +296,7 @@ def main(argv: list[str] | None = None) -> dict:
     # --- model -----------------------------------------------------------------------------------
     net = create_model(cfg.model, **cfg.model_args)
     start_step, best_val = 0, float("inf")
+    resumed_metrics: dict = {}  # the first validation and the latest logged values, kept across resumes
     resume_from = latest_checkpoint(out_dir) if cfg.resume else None
     if resume_from is not None:
         load_weights(net, resume_from)
@@ -311,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict:
         optimizer.load_state_dict(state["optimizer"])
         start_step, best_val = state["step"], state["best_val"]
         torch.set_rng_state(state["torch_rng"])
+        resumed_metrics = state.get("metrics", {})
     module = trained_module(net, cfg.stage)
     model = module
     if ddp:  # Eq. 9 leaves LANet's segmentation head unused in stage 2
@@ -357,12 +360,12 @@ def main(argv: list[str] | None = None) -> dict:
     # --- loop ------------------------------------------------------------------------------------
     from tqdm import tqdm
 
-    initial_val = evaluate() if start_step == 0 else {}
+    initial_val = evaluate() if start_step == 0 else dict(resumed_metrics.get("initial_val", {}))
 
     model.train()
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not (master and cfg.progress), unit="step",
                dynamic_ncols=True)
-    step, t0, last = start_step, time.time(), {}
+    step, t0, last = start_step, time.time(), dict(resumed_metrics.get("last", {}))
     it = iter(loader)
     while step < cfg.steps:
         batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
@@ -397,7 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
                 preview(batch, step)
                 last.update(val)
         if master and (step % cfg.ckpt_every == 0 or step == cfg.steps):
-            save_checkpoint(cfg, net, optimizer, step, best_val)
+            save_checkpoint(cfg, net, optimizer, step, best_val, {"initial_val": initial_val, "last": last})
     bar.close()
 
     # --- finish ----------------------------------------------------------------------------------

@@ -74,6 +74,9 @@ def test_smoke_training_lowers_the_loss_and_writes_a_run(tmp_path, pano_folder):
 
     model = load_model(out / "model")  # rebuilt from the checkpoint alone
     assert model.config.to_dict() == json.loads((out / "model" / "model.json").read_text())["config"]
+    # Resuming a finished run trains nothing and keeps its record (first validation, last values) intact.
+    again = main(_args(pano_folder, out, "--steps", "30", "--eval-every", "30", "--resume", "true"))
+    assert again == summary == json.loads((out / "final.json").read_text())
 
 
 @pytest.mark.slow
