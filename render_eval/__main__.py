@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from render_eval.methods import HDR_SUFFIXES, Method, parse_method
-from render_eval.pipeline import NOISE_FLOOR, Item, Options, discover, run, shard, summarize
+from render_eval.pipeline import NOISE_FLOOR, Item, Options, discover, paired_differences, run, shard, summarize
 from render_eval.report import (
     PANO_METRICS,
     RENDER_METRICS,
@@ -96,14 +96,16 @@ def method_order(methods: list[Method]) -> list[str]:
     return (["gt"] if "gt" in names else []) + [NOISE_FLOOR] + [n for n in names if n != "gt"]
 
 
-def finish(rows: list[dict], order: list[str], out: Path, context: dict, report: bool = True) -> None:
+def finish(rows: list[dict], order: list[str], out: Path, context: dict, report: bool = True,
+           paired_ref: str | None = None) -> None:
     write_results_csv(rows, out / "results.csv")
     summary = summarize(rows, RENDER_METRICS + PANO_METRICS)
-    write_summary(summary, order, out, context)
+    paired = paired_differences(rows, paired_ref, RENDER_METRICS + PANO_METRICS) if paired_ref else []
+    write_summary(summary, order, out, context, paired)
     if report:
         write_report(rows, summary, order, out, context)
-    (out / "summary.json").write_text(json.dumps({"order": order, "summary": summary, "context": context},
-                                                 indent=1, default=str))
+    (out / "summary.json").write_text(json.dumps({"order": order, "summary": summary, "paired": paired,
+                                                  "context": context}, indent=1, default=str))
 
 
 def merge(out: Path, others: list[Path]) -> int:
@@ -124,7 +126,8 @@ def merge(out: Path, others: list[Path]) -> int:
     order = metas[0]["order"]
     for m in metas[1:]:
         order += [n for n in m["order"] if n not in order]
-    finish(rows, order, out, {**run_context(metas[0]["settings"], " ".join(sys.argv)), "merged_from": len(others)})
+    finish(rows, order, out, {**run_context(metas[0]["settings"], " ".join(sys.argv)), "merged_from": len(others)},
+           paired_ref=metas[0].get("paired_ref"))
     print(f"merged {len(rows)} results into {out}")
     return 0
 
@@ -156,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--model-size", metavar="WxH", help="working size of every hdr_core model (default: each model's "
                    "own; a panoLANet graph always runs at its fixed size)")
     x.add_argument("--no-report", action="store_true")
+    x.add_argument("--paired-ref", metavar="NAME", help="also tabulate every method minus this one, panorama by "
+                   "panorama (mean, 95 %% CI, wins): the sharper comparison on a shared test set")
     x.add_argument("--no-progress", action="store_true")
     return ap
 
@@ -177,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("give at least one --method")
         if len({m.name for m in methods}) != len(methods):
             ap.error("two --method entries share a name")
+        if args.paired_ref and args.paired_ref not in {m.name for m in methods}:
+            ap.error(f"--paired-ref {args.paired_ref}: not one of the --method names")
         if args.from_hdr:
             gt_dir, ldr_dir = make_inputs(Path(args.from_hdr), out, args.camera_seed)
         elif args.gt and args.ldr:
@@ -202,11 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = "python -m render_eval " + " ".join(shlex.quote(a) for a in argv)
     (out / "run.json").write_text(json.dumps({"settings": settings, "order": order, "command": command,
+                                              "paired_ref": args.paired_ref,
                                               "methods": [m.__dict__ for m in methods]}, indent=1))
     opts = Options(out=out, settings=settings, vdp=not args.no_vdp, flip=args.flip,
                    noise_floor=not args.no_noise_floor, threads=args.threads, model_size=model_size)
     rows = run(items, methods, opts, jobs=args.jobs, progress=not args.no_progress)
-    finish(rows, order, out, run_context(settings, command), report=not args.no_report)
+    finish(rows, order, out, run_context(settings, command), report=not args.no_report, paired_ref=args.paired_ref)
     failed = [r for r in rows if r.get("status") != "ok"]
     for r in failed:
         print(f"failed: {r['stem']} / {r['method']}: {r['status']}", file=sys.stderr)

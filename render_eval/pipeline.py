@@ -253,3 +253,40 @@ def summarize(rows: list[dict], metrics: list[str]) -> list[dict]:
                         "n": int(len(vals))}
         out.append(entry)
     return out
+
+
+#: Metrics where a smaller value is better (the others: larger is better).
+LOWER_IS_BETTER = frozenset({"mse_1e3", "flip", "si_mse_lin", "si_mse_log"})
+
+
+def paired_differences(rows: list[dict], reference: str, metrics: list[str]) -> list[dict]:
+    """Every other method minus ``reference``, panorama by panorama (the comparison a shared test set allows).
+
+    Only panoramas where both are scored and finite count. Per metric: mean difference, 95 % confidence half-width
+    (Student t, n - 1 degrees of freedom) and ``better`` = on how many panoramas the method beats the reference
+    (in the metric's own direction, :data:`LOWER_IS_BETTER`). Much tighter than comparing two unpaired means when
+    panoramas differ more than methods do. ``gt`` and the noise floor are left out.
+    """
+    from scipy.stats import t as student_t
+
+    values: dict[str, dict[str, dict]] = {}
+    for r in rows:
+        if r.get("status") == "ok":
+            values.setdefault(r["method"], {})[r["stem"]] = r
+    ref = values.get(reference, {})
+    out = []
+    for method, by_stem in values.items():
+        if method in (reference, "gt", NOISE_FLOOR):
+            continue
+        entry: dict = {"method": method, "reference": reference}
+        for k in metrics:
+            d = np.array([by_stem[s][k] - ref[s][k] for s in sorted(set(by_stem) & set(ref))
+                          if by_stem[s].get(k) is not None and ref[s].get(k) is not None
+                          and np.isfinite(by_stem[s][k]) and np.isfinite(ref[s][k])], dtype=np.float64)
+            if len(d) == 0:
+                continue
+            ci = float(student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
+            better = int(np.sum(d < 0) if k in LOWER_IS_BETTER else np.sum(d > 0))
+            entry[k] = {"mean": float(d.mean()), "ci95": ci, "better": better, "n": int(len(d))}
+        out.append(entry)
+    return out

@@ -88,8 +88,38 @@ def _tables(summary: list[dict], order: list[str]) -> tuple[list[str], list[str]
     return rk, pk, r_rows, p_rows
 
 
-def write_summary(summary: list[dict], order: list[str], out: Path, context: dict) -> None:
-    """``summary.csv`` (one row per method x metric) and ``summary.md`` (the Table-4-shaped tables)."""
+def paired_lines(paired: list[dict], order: list[str]) -> list[str]:
+    """Markdown table of :func:`render_eval.pipeline.paired_differences` (empty list if there is nothing)."""
+    if not paired:
+        return []
+    ref = paired[0]["reference"]
+    keys = [k for k in RENDER_METRICS + PANO_METRICS if any(k in e for e in paired)]
+    by = {e["method"]: e for e in paired}
+    lines = ["", f"Paired differences against `{ref}` (method minus `{ref}`, panorama by panorama): mean ± 95 % "
+             "confidence half-width (Student t), and on how many panoramas the method is better than "
+             f"`{ref}` (lower is better for MSE, FLIP and siMSE). A difference whose interval contains 0 is not "
+             "established by this test set.", "",
+             "| method | " + " | ".join(metric_name(k) for k in keys) + " |", "|---|" + "---|" * len(keys)]
+    for m in order:
+        e = by.get(m)
+        if e is None:
+            continue
+        cells = []
+        for k in keys:
+            if k not in e:
+                cells.append("–")
+                continue
+            digits = 3 if k in ("ssim", "pu21_ssim") else 2
+            v = e[k]
+            cells.append(f"{v['mean']:+.{digits}f} ± {v['ci95']:.{digits}f} ({v['better']}/{v['n']})")
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_summary(summary: list[dict], order: list[str], out: Path, context: dict,
+                  paired: list[dict] | None = None) -> None:
+    """``summary.csv`` (one row per method x metric) and ``summary.md`` (the Table-4-shaped tables, and the paired
+    differences against a reference method if ``paired`` is given)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["method", "metric", "mean", "std", "ci95", "n", "n_total"])
@@ -111,6 +141,7 @@ def write_summary(summary: list[dict], order: list[str], out: Path, context: dic
         lines += ["", "Panorama-domain metrics (no rendering), calibrated prediction vs calibrated ground truth:", "",
                   "| method | n | " + " | ".join(metric_name(k) for k in pk) + " |", "|---|---|" + "---|" * len(pk)]
         lines += ["| " + " | ".join(r) + " |" for r in p_rows]
+    lines += paired_lines(paired or [], order)
     lines += ["", "## Run", "", "```", json.dumps(context, indent=2), "```", ""]
     atomic_write_text(out / "summary.md", "\n".join(lines))
 

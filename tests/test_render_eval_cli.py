@@ -141,7 +141,7 @@ def test_model_method_and_model_size_change_recomputes_only_that_method(hdr_dir,
     shutil.copy(hdr_dir / "p0.exr", gt / "p0.exr")
     out = tmp_path / "out"
     args = ["--from-hdr", str(gt), "--method", "ldr", "--method", f"tiny=model:{weights}", "--out", str(out),
-            "--no-noise-floor", "--no-report"] + TINY
+            "--no-noise-floor", "--no-report", "--paired-ref", "ldr"] + TINY
     item = out / "items" / "p0"
     assert main(args + ["--model-size", "64x32"]) == 0
     first = {m: json.loads((item / f"{m}.json").read_text()) for m in ("ldr", "tiny")}
@@ -154,6 +154,7 @@ def test_model_method_and_model_size_change_recomputes_only_that_method(hdr_dir,
     assert (item / "ldr.json").stat().st_mtime_ns == stamps["ldr"] and second["ldr"] == first["ldr"]
     assert (item / "tiny.json").stat().st_mtime_ns != stamps["tiny"]
     assert second["tiny"]["status"] == "ok" and second["tiny"]["signature"].endswith("@128x64")
+    assert "| tiny | " in (out / "summary.md").read_text().split("Paired differences against `ldr`")[1]
     assert main(args + ["--model-size", "bad"]) == 2
 
 
@@ -162,6 +163,9 @@ def test_cli_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--method", "ldr"])  # no inputs
     assert main(["merge", str(tmp_path / "nothing")]) == 2
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--method", "ldr", "--paired-ref", "koeo", "--gt", str(tmp_path), "--ldr",
+              str(tmp_path)])  # the reference must be one of the methods
 
 
 @pytest.mark.slow
