@@ -4,6 +4,7 @@
 #   make venv && sh scripts/reproduce_results.sh            # everything (CPU: ~4 h of training on 2 cores)
 #   STEPS_SCALE=0.5 sh scripts/reproduce_results.sh          # the baselines at half the step budget (see results.md)
 #   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_small
+#   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiment (docs/models.md)
 #
 # Training runs resume (--resume true), so a killed script continues where it stopped; finished runs are skipped.
 # GPU users: the same commands pick CUDA; for several GPUs replace "$PY -m hdr_core.train" with
@@ -36,6 +37,12 @@ else
 fi
 train ablation_lanet_small_stage1; train ablation_lanet_small_stage2
 for m in hdrcnn singlehdr fhdr; do train "${m}_small_stage1"; train "${m}_small_stage2"; done
+SYNTH_METHOD=""
+if [ "${SYNTH_EXPERIMENT:-0}" = 1 ]; then
+  $PY -m hdr_core.data.synth --n 16 --out data/synth
+  train synth_panolanet_small_stage1; train synth_panolanet_small_stage2
+  SYNTH_METHOD="--method panolanet_small_synth=model:runs/synth_panolanet_small_stage2/model"
+fi
 
 $PY -m render_eval --from-hdr data/blender_test --out "$OUT" \
   --method gt --method ldr --method akyuz --method masia --method koeo \
@@ -43,5 +50,6 @@ $PY -m render_eval --from-hdr data/blender_test --out "$OUT" \
   --method lanet_small=model:runs/ablation_lanet_small_stage2/model \
   --method hdrcnn_small=model:runs/hdrcnn_small_stage2/model \
   --method singlehdr_small=model:runs/singlehdr_small_stage2/model \
-  --method fhdr_small=model:runs/fhdr_small_stage2/model
+  --method fhdr_small=model:runs/fhdr_small_stage2/model $SYNTH_METHOD \
+  --model-size 512x256 --paired-ref panolanet_small
 echo "tables: $OUT/summary.md; report: $OUT/report.html"
