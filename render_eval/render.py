@@ -26,8 +26,8 @@ from typing import Any
 
 from render_eval.settings import RenderSettings
 
-__all__ = ["RenderCache", "noise_floor", "panorama_digest", "render_current_scene", "render_panorama", "render_stats",
-           "render_to_file"]
+__all__ = ["RenderCache", "noise_floor", "panorama_digest", "render_current_scene", "render_current_scene_array",
+           "render_panorama", "render_stats", "render_to_file"]
 
 _CACHE_VERSION = b"render_eval.cache/1"
 _stats = {"renders": 0, "builds": 0}
@@ -125,6 +125,21 @@ def render_current_scene(out_exr: str | os.PathLike) -> str:
         with contextlib.suppress(OSError):
             os.remove(tmp)
     return out
+
+
+def render_current_scene_array() -> Any:
+    """Render the current scene as it is set up and return the image (float32 ``HxWx3`` linear RGB).
+
+    Render Result pixels can't be read headless, so this goes through a temporary EXR, deleted afterwards.
+    """
+    from render_eval import scene as sc
+
+    path = render_current_scene(os.path.join(sc.temp_dir(), f"render-{uuid.uuid4().hex}.exr"))
+    try:
+        return sc.read_exr(path)
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 def render_panorama(hdr: Any, settings: RenderSettings | None = None, out_exr: str | os.PathLike | None = None,

@@ -31,7 +31,8 @@ from render_eval.settings import RenderSettings
 
 __all__ = [
     "BALL_KINDS", "SCENE_KEY_PROP", "add_ball", "add_camera", "add_plane", "apply_render_settings",
-    "build_four_ball_scene", "make_materials", "read_exr", "reset_blender", "save_blend", "set_world_hdr",
+    "build_four_ball_scene", "make_materials", "mesh_object", "new_material", "read_exr", "reset_blender",
+    "save_blend", "set_world_hdr",
     "set_world_rotation", "setup_world", "temp_dir", "write_exr",
 ]
 
@@ -164,7 +165,8 @@ def add_camera(settings: RenderSettings, name: str = "Camera") -> Any:
     return obj
 
 
-def _mesh_object(name: str, build: Any, material: Any) -> Any:
+def mesh_object(name: str, build: Any, *materials: Any) -> Any:
+    """A new mesh object linked to the scene: ``build(bm)`` fills a bmesh; ``materials`` become its slots."""
     import bmesh
 
     mesh = bpy.data.meshes.new(name)
@@ -174,7 +176,8 @@ def _mesh_object(name: str, build: Any, material: Any) -> Any:
         bm.to_mesh(mesh)
     finally:
         bm.free()
-    mesh.materials.append(material)
+    for material in materials:
+        mesh.materials.append(material)
     obj = _link(bpy.data.objects.new(name, mesh))
     return obj
 
@@ -190,7 +193,7 @@ def add_plane(settings: RenderSettings, material: Any, name: str = "Plane") -> A
         bm.faces.new(verts)
         bmesh.ops.recalc_face_normals(bm, faces=bm.faces[:])
 
-    return _mesh_object(name, build, material)
+    return mesh_object(name, build, material)
 
 
 def add_ball(settings: RenderSettings, name: str, x: float, material: Any, kind: str) -> Any:
@@ -203,7 +206,7 @@ def add_ball(settings: RenderSettings, name: str, x: float, material: Any, kind:
         bmesh.ops.create_uvsphere(bm, u_segments=int(segments), v_segments=int(rings),
                                   radius=float(settings.sphere_radius))
 
-    obj = _mesh_object(name, build, material)
+    obj = mesh_object(name, build, material)
     bc.set_smooth(obj.data)
     obj.location = (float(x), 0.0, float(settings.sphere_radius))
     obj[KIND_PROP] = kind
@@ -212,7 +215,7 @@ def add_ball(settings: RenderSettings, name: str, x: float, material: Any, kind:
 
 # --- materials --------------------------------------------------------------------------------------------------
 
-def _material(name: str) -> tuple[Any, Any, Any]:
+def new_material(name: str) -> tuple[Any, Any, Any]:
     """A new material with an empty node tree; returns ``(material, node_tree, output_node)``."""
     mat = bpy.data.materials.new(name)
     nt = bc.ensure_node_tree(mat)
@@ -247,23 +250,23 @@ def _principled_node(nt: Any, **values: float) -> Any:
 def make_materials(settings: RenderSettings) -> dict[str, Any]:
     """Create the five materials: ``glass``, ``glossy``, ``diffuse``, ``mixed`` (balls) and ``plane``."""
     mats = {}
-    mat, nt, out = _material("glass")
+    mat, nt, out = new_material("glass")
     bsdf = _principled_node(nt, base_color=settings.glass_color, metallic=0.0, roughness=settings.glass_roughness,
                             ior=settings.glass_ior, transmission=1.0)
     nt.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
     mats["glass"] = mat
 
-    mat, nt, out = _material("glossy")
+    mat, nt, out = new_material("glossy")
     bsdf = _principled_node(nt, base_color=settings.metal_color, metallic=1.0, roughness=settings.metal_roughness,
                             transmission=0.0)
     nt.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
     mats["glossy"] = mat
 
-    mat, nt, out = _material("diffuse")
+    mat, nt, out = new_material("diffuse")
     nt.links.new(_diffuse_node(nt, settings.diffuse_albedo).outputs["BSDF"], out.inputs["Surface"])
     mats["diffuse"] = mat
 
-    mat, nt, out = _material("mixed")
+    mat, nt, out = new_material("mixed")
     mix = nt.nodes.new("ShaderNodeMixShader")
     mix.inputs[bc.mix_factor_name(mix)].default_value = settings.mixed_factor
     nt.links.new(_diffuse_node(nt, settings.mixed_diffuse_albedo).outputs["BSDF"], mix.inputs[1])
@@ -272,7 +275,7 @@ def make_materials(settings: RenderSettings) -> dict[str, Any]:
     nt.links.new(mix.outputs["Shader"], out.inputs["Surface"])
     mats["mixed"] = mat
 
-    mat, nt, out = _material("plane")
+    mat, nt, out = new_material("plane")
     nt.links.new(_diffuse_node(nt, settings.plane_albedo).outputs["BSDF"], out.inputs["Surface"])
     mats["plane"] = mat
     return mats

@@ -34,13 +34,10 @@ emissive meshes: the panorama must show every light source.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import uuid
 from typing import Any
 
-from render_eval.render import _import_bpy, render_current_scene
+from render_eval.render import _import_bpy, render_current_scene_array
 
 bpy = _import_bpy()
 
@@ -185,18 +182,9 @@ def add_pano_camera(location: tuple[float, float, float], extra_longitude: float
 
 # --- materials --------------------------------------------------------------------------------------------------
 
-def _new_material(name: str) -> tuple[Any, Any, Any]:
-    mat = bpy.data.materials.new(name)
-    nt = bc.ensure_node_tree(mat)
-    nt.nodes.clear()
-    out = nt.nodes.new("ShaderNodeOutputMaterial")
-    out.target = "ALL"
-    return mat, nt, out
-
-
 def make_material(m: MaterialParams, name: str = "Material") -> Any:
     """A Principled BSDF material (multiscatter GGX) from :class:`MaterialParams`."""
-    mat, nt, out = _new_material(name)
+    mat, nt, out = sc.new_material(name)
     bsdf = nt.nodes.new("ShaderNodeBsdfPrincipled")
     bsdf.distribution = "MULTI_GGX"
     bc.set_principled(bsdf, base_color=m.color, roughness=m.roughness, metallic=m.metallic, transmission=0.0,
@@ -207,7 +195,7 @@ def make_material(m: MaterialParams, name: str = "Material") -> Any:
 
 def _emission_material(temperature: float, strength: float, name: str) -> Any:
     """Emission of black-body colour (luminance 1 per unit strength) that Cycles samples on its front side."""
-    mat, nt, out = _new_material(name)
+    mat, nt, out = sc.new_material(name)
     bb = nt.nodes.new("ShaderNodeBlackbody")
     bb.inputs["Temperature"].default_value = temperature
     em = nt.nodes.new("ShaderNodeEmission")
@@ -219,23 +207,6 @@ def _emission_material(temperature: float, strength: float, name: str) -> Any:
 
 
 # --- geometry ---------------------------------------------------------------------------------------------------
-
-def _mesh_object(name: str, build: Any, materials: list[Any]) -> Any:
-    import bmesh
-
-    mesh = bpy.data.meshes.new(name)
-    bm = bmesh.new()
-    try:
-        build(bm)
-        bm.to_mesh(mesh)
-    finally:
-        bm.free()
-    for mat in materials:
-        mesh.materials.append(mat)
-    obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
-    return obj
-
 
 def _quad(bm: Any, corners: list[tuple[float, float, float]], normal: tuple[float, float, float]) -> Any:
     """A quad facing ``normal`` (the corner order is flipped if needed)."""
@@ -254,7 +225,7 @@ def add_ground(material: Any, z: float = 0.0, center: tuple[float, float] = (0.0
     def build(bm: Any) -> None:
         _quad(bm, [(cx - h, cy - h, z), (cx + h, cy - h, z), (cx + h, cy + h, z), (cx - h, cy + h, z)], (0, 0, 1))
 
-    return _mesh_object(name, build, [material])
+    return sc.mesh_object(name, build, material)
 
 
 def add_object(o: ObjectParams, name: str = "Object") -> Any:
@@ -270,7 +241,7 @@ def add_object(o: ObjectParams, name: str = "Object") -> Any:
         else:
             bmesh.ops.create_uvsphere(bm, u_segments=48, v_segments=24, radius=0.5)
 
-    obj = _mesh_object(name, build, [make_material(o.material, f"{name}_mat")])
+    obj = sc.mesh_object(name, build, make_material(o.material, f"{name}_mat"))
     if o.shape == "sphere":
         bc.set_smooth(obj.data)
     obj.location = o.location
@@ -326,10 +297,10 @@ def add_room(room: RoomParams, windows: tuple[WindowParams, ...] = (), name: str
             _quad(bm, [(-hx, -hy, z), (hx, -hy, z), (hx, hy, z), (-hx, hy, z)], normal)
         return build
 
-    walls = _mesh_object(f"{name}_walls", build_walls, [make_material(room.walls, f"{name}_walls_mat")])
-    floor = _mesh_object(f"{name}_floor", build_plane(0.0, (0, 0, 1)), [make_material(room.floor, f"{name}_floor_mat")])
-    ceiling = _mesh_object(f"{name}_ceiling", build_plane(height, (0, 0, -1)),
-                           [make_material(room.ceiling, f"{name}_ceiling_mat")])
+    walls = sc.mesh_object(f"{name}_walls", build_walls, make_material(room.walls, f"{name}_walls_mat"))
+    floor = sc.mesh_object(f"{name}_floor", build_plane(0.0, (0, 0, 1)), make_material(room.floor, f"{name}_floor_mat"))
+    ceiling = sc.mesh_object(f"{name}_ceiling", build_plane(height, (0, 0, -1)),
+                             make_material(room.ceiling, f"{name}_ceiling_mat"))
     return [walls, floor, ceiling]
 
 
@@ -375,7 +346,7 @@ def add_lamp(lamp: LampParams, housing: Any, name: str = "Lamp") -> Any:
 
     strength = lamp.power / (math.pi * lamp.area)
     emitter = _emission_material(lamp.temperature, strength, f"{name}_emit")
-    obj = _mesh_object(name, build, [housing, emitter])
+    obj = sc.mesh_object(name, build, housing, emitter)
     x, y, z = lamp.location
     obj.location = (x, y, z + depth / 2)  # the underside at lamp.location
     return obj
@@ -524,13 +495,7 @@ def render_sun_patches(params: SynthParams, width: int, pad: int = 0,
             eps = 0.01  # Blender truncates border * size to whole pixels
             r.border_min_x, r.border_max_x = (x0 + pad + eps) / full_width, (x1 + pad + eps) / full_width
             r.border_min_y, r.border_max_y = (height - y1 + eps) / height, (height - y0 + eps) / height
-            path = os.path.join(sc.temp_dir(), f"sun-{uuid.uuid4().hex}.exr")
-            render_current_scene(path)
-            try:
-                patch = sc.read_exr(path)
-            finally:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+            patch = render_current_scene_array()
             if patch.shape[:2] != (y1 - y0, x1 - x0):
                 raise RuntimeError(f"the sun region render is {patch.shape[1]}x{patch.shape[0]}, expected "
                                    f"{x1 - x0}x{y1 - y0}")
@@ -596,14 +561,7 @@ def render_synth(params: SynthParams, width: int = 512, samples: int = 32, threa
     settings = synth_render_settings(params, width, samples, threads, denoiser)
     pad = seam_pad(width, denoiser)
     build_synth_scene(params, settings, pad)
-    path = os.path.join(sc.temp_dir(), f"synth-{uuid.uuid4().hex}.exr")
-    render_current_scene(path)
-    try:
-        img = sc.read_exr(path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.remove(path)
-    img = crop_seam(img, pad)
+    img = crop_seam(render_current_scene_array(), pad)
     refined = 0
     for x0, y0, patch in render_sun_patches(params, width, pad, sun_samples) if sun_samples > 0 else ():
         img[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch

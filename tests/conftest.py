@@ -71,3 +71,19 @@ def pano_folder(tmp_path_factory):
     for i, name in enumerate(["a0", "a1", "a2", "v0"]):
         write_hdr(folder / f"{name}.hdr", synthetic_panorama(32, i))
     return folder
+
+
+def fit_one_batch(model, batch: dict, steps: int = 30, **adam) -> list[float]:
+    """Adam on one training batch with the model's own ``training_loss``; the loss after each step (smoke tests)."""
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), **adam)
+    x = 2 * batch["ldr"] - 1
+    losses = []
+    for _ in range(steps):
+        loss, _ = model.training_loss(model(x), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_panorama
+from conftest import fit_one_batch, synthetic_panorama
 
 from hdr_core.color import srgb_to_linear
 from hdr_core.data.pairs import PairConfig, PairDataset
@@ -193,15 +193,7 @@ def test_compute_loss_uses_training_loss(batch):
 def test_smoke_training_lowers_loss(batch):
     torch.manual_seed(0)
     model = create_model("fhdr_small")
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
-    x = 2 * batch["ldr"] - 1
-    losses = []
-    for _ in range(30):
-        loss, _ = model.training_loss(model(x), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model, batch, lr=1e-3, betas=(0.9, 0.999))
     assert np.isfinite(losses).all()
     assert losses[-1] < 0.8 * losses[0], losses
 

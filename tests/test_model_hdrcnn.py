@@ -157,17 +157,11 @@ def test_training_loss_on_a_pairs_batch(batch):
 
 @pytest.mark.slow
 def test_smoke_training_lowers_the_loss(batch):
+    from conftest import fit_one_batch
+
     torch.manual_seed(0)
     model = create_model("hdrcnn_small")
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = 2 * batch["ldr"] - 1
-    losses = []
-    for _ in range(30):
-        loss, _ = model.training_loss(model(x), batch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_one_batch(model, batch, lr=1e-3)
     assert np.isfinite(losses).all()
     assert np.mean(losses[-5:]) < 0.5 * losses[0], losses
 
