@@ -1,7 +1,8 @@
 #!/bin/sh
 # Reproduce docs/results.md from a fresh clone: data, every model's training runs, the render_eval benchmark.
 #
-#   make venv && sh scripts/reproduce_results.sh            # everything (CPU: ~4 h of training on 2 cores)
+#   make venv && sh scripts/reproduce_results.sh            # everything (CPU: several hours of training on 2 cores;
+#                                                          not timed end to end: see docs/results.md)
 #   STEPS_SCALE=0.5 sh scripts/reproduce_results.sh          # the baselines at half the step budget (see results.md)
 #   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_small
 #   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiment (docs/models.md)
