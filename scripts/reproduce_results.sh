@@ -3,7 +3,8 @@
 #
 #   make venv && sh scripts/reproduce_results.sh            # everything (CPU: several hours of training on 2 cores;
 #                                                          not timed end to end: see docs/results.md)
-#   STEPS_SCALE=0.5 sh scripts/reproduce_results.sh          # the baselines at half the step budget (see results.md)
+#   STEPS_SCALE=0.5 sh scripts/reproduce_results.sh          # every run at half its step budget (the budgets the
+#                                                          results used per model are listed in docs/results.md)
 #   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_small
 #   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiment (docs/models.md)
 #
