@@ -227,6 +227,12 @@ def load_weights(net, folder: Path, strict: bool = True) -> None:
     from safetensors.torch import load_file
 
     state = load_file(str(folder / "model.safetensors"))
+    own = net.state_dict().keys()
+    if not strict and not own & state.keys() and any(k.startswith("pano.") for k in state):
+        # a panoLANet run initialising LANet (the ablation's stage 2): its panorama branch is that network
+        state = {k.removeprefix("pano."): v for k, v in state.items() if k.startswith("pano.")}
+    if not own & state.keys():
+        raise RuntimeError(f"{folder}: no weight in it belongs to this model (a checkpoint of another network?)")
     missing, unexpected = net.load_state_dict(state, strict=False)
     if strict and (missing or unexpected):
         raise RuntimeError(f"{folder}: weights do not match the model (missing {missing[:3]}, unexpected "

@@ -1,7 +1,7 @@
 """Plot training curves of one or more runs (TensorBoard logs in ``RUN/tb``) into one PNG.
 
-    .venv/bin/python scripts/plot_training.py runs/ablation_lanet_small_stage1 runs/ablation_lanet_small_stage2 \
-        --label "lanet_small" --out docs/training_lanet_small.png
+    .venv/bin/python scripts/plot_training.py runs/ship_panolanet_small_stage1 runs/ship_panolanet_small_stage2 \
+        --label "panolanet_small" --out docs/training_panolanet_small.png
 
 Consecutive runs given together (stage 1 then stage 2) are drawn end to end on one step axis, with a dashed line
 at each stage boundary. ``--label`` may be repeated with ``--group`` sizes to put several models on one figure::

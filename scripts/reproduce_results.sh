@@ -31,13 +31,14 @@ c = parse_config(sys.argv[2:]); print(max(1, math.ceil(c.steps * float(sys.argv[
   $PY -m hdr_core.train --config "configs/$1.yaml" --steps "$steps" --resume true --progress false
 }
 
+train ship_panolanet_small_stage1  # the shipped model's stage 1, also the ablation's starting point
 if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
-  train ship_panolanet_small_stage1; train ship_panolanet_small_stage2
+  train ship_panolanet_small_stage2
   SHIPPED=runs/ship_panolanet_small_stage2/model
 else
   SHIPPED=hdr_core/weights/panolanet_small
 fi
-train ablation_lanet_small_stage1; train ablation_lanet_small_stage2
+train ablation_lanet_small_stage2
 for m in hdrcnn singlehdr fhdr; do train "${m}_small_stage1"; train "${m}_small_stage2"; done
 SYNTH_METHOD=""
 if [ "${SYNTH_EXPERIMENT:-0}" = 1 ]; then

@@ -49,9 +49,10 @@ def test_every_repo_config_parses_and_names_a_registered_model(config):
     cfg = _repo_config(config)
     assert is_model(cfg.model), f"{config.name}: model {cfg.model!r} is not registered"
     assert cfg.stage in ("crop", "pano") and cfg.steps > 0
-    if cfg.init_from:  # a stage-2 config starts from a stage-1 run of the same model, defined in the repo
+    if cfg.init_from:  # a stage-2 config starts from a stage-1 run defined in the repo: of the same model, or of
+        # panoLANet for LANet (the ablation starts from the shipped model's stage 1, whose panorama branch is LANet)
         stage1 = [c for c in (ROOT / "configs").glob("*.yaml") if _repo_config(c).out_dir == cfg.init_from]
-        assert stage1 and _repo_config(stage1[0]).model == cfg.model
+        assert stage1 and _repo_config(stage1[0]).model in (cfg.model, "pano" + cfg.model)
 
 
 def test_learning_rate_schedule():
@@ -134,3 +135,12 @@ def test_panolanet_two_stages_and_dataloader_workers(tmp_path, pano_folder):
     for k, v in stage2.ceiling.encoder.named_parameters():
         assert (v == enc[k]).all(), k  # init_ceiling_from_pano
     assert any((before[f"encoder.{k}"] != v).any() for k, v in stage2.ceiling.encoder.named_parameters())
+    # the ablation's stage 2: LANet starts from the same stage-1 run (panoLANet's panorama branch is that LANet)
+    lanet = main(_args(pano_folder, tmp_path / "lanet", "--model", "lanet_small", "--stage", "pano", "--pano-height",
+                       "32", "--init-from", str(s1), "--steps", "1", "--eval-every", "1", "--lr", "0"))
+    assert lanet["steps"] == 1
+    ablation = dict(load_model(tmp_path / "lanet" / "model").named_parameters())
+    assert ablation.keys() == pano1.keys() and all((pano1[k] == ablation[k]).all() for k in pano1)
+    with pytest.raises(RuntimeError, match="no weight in it belongs to this model"):
+        main(_args(pano_folder, tmp_path / "fhdr", "--model", "fhdr_small", "--stage", "pano", "--pano-height", "32",
+                   "--init-from", str(s1), "--steps", "1"))
