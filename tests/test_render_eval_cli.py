@@ -81,14 +81,15 @@ def test_from_hdr_benchmark_resume_and_report(hdr_dir, tmp_path):
     assert main(["merge", str(merged), *map(str, shard_dirs)]) == 0
     single = {k: v["value"] for k, v in _rows(out).items()}
     assert {k: v["value"] for k, v in _rows(merged).items()} == single
-    # Two worker processes (one render thread each): the same numbers, up to Cycles' thread-order rounding.
+    # Two worker processes (one render thread each): the same numbers, up to Cycles' thread-order rounding (seen up
+    # to 2.5e-5 relative, in a noise-floor MSE of these tiny renders; another seed or item changes them by O(1)).
     par = tmp_path / "jobs2"
     assert main(["--from-hdr", str(hdr_dir), "--method", "gt", "--method", "ldr", "--method", "koeo",
                  "--out", str(par), "--jobs", "2", "--no-report"] + TINY) == 0
     par_rows = {k: v["value"] for k, v in _rows(par).items()}
     assert par_rows.keys() == single.keys()
     for k, v in single.items():
-        assert float(par_rows[k]) == pytest.approx(float(v), rel=1e-5, abs=1e-9), k
+        assert float(par_rows[k]) == pytest.approx(float(v), rel=1e-3, abs=1e-9), k
     assert read_results_csv(merged / "results.csv")
     if shutil.which("chromium"):
         ok, failed = check_in_chromium(out / "report.html")
