@@ -22,7 +22,9 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import shutil
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -239,6 +241,41 @@ def load_weights(net, folder: Path, strict: bool = True) -> None:
                            f"{unexpected[:3]})")
 
 
+def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: list[Path], val_files: list[Path],
+                    excluded: list[Path], finished: str | None = None) -> dict:
+    """What ``RUN/model/training.json`` holds: the command and the resolved config, the data (train / validation /
+    excluded by the split rules, with each panorama's ``manifest.json`` entry where its folder has one), the final
+    metrics, when and where; and the ``init_from`` run's record, so a stage-2 model carries stage 1's too."""
+    import platform
+
+    manifests: dict[Path, dict] = {}
+
+    def panoramas(files: list[Path]) -> list[dict]:
+        out = []
+        for f in sorted(files):
+            if f.parent not in manifests:
+                mf = f.parent / "manifest.json"
+                rows = json.loads(mf.read_text()).get("panoramas", []) if mf.is_file() else []
+                manifests[f.parent] = {r.get("file"): r for r in rows}
+            out.append({"folder": str(f.parent), **manifests[f.parent].get(f.name, {"file": f.name})})
+        return out
+
+    record = {
+        "command": command,
+        "config": dataclasses.asdict(cfg),
+        "data": {"train": panoramas(train_files), "validation": panoramas(val_files),
+                 "excluded_by_split_rules": panoramas(excluded)},
+        "metrics": summary,
+        "finished_utc": finished or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+    }
+    if cfg.init_from:
+        src = Path(cfg.init_from) / "model" / "training.json"
+        if src.is_file():
+            record["init_from_record"] = json.loads(src.read_text())
+    return record
+
+
 # ---------------------------------------------------------------------------------------------------- main
 
 
@@ -279,9 +316,10 @@ def main(argv: list[str] | None = None) -> dict:
     if not files:
         raise SystemExit(f"no .hdr/.exr panoramas found in {cfg.data}")
     kept = filter_training_files(files)
-    if master and len(kept) < len(files):
-        dropped = sorted(str(f) for f in set(files) - set(kept))
-        print(f"split rules: not training on {len(dropped)} test-set panorama(s): {', '.join(dropped)}", flush=True)
+    excluded = sorted(set(files) - set(kept))
+    if master and excluded:
+        print(f"split rules: not training on {len(excluded)} test-set panorama(s): "
+              f"{', '.join(map(str, excluded))}", flush=True)
     files = kept
     check_training_files(files)
     val_files = [f for f in files if f.stem in set(cfg.val_scenes)]
@@ -420,6 +458,9 @@ def main(argv: list[str] | None = None) -> dict:
                **{k.replace("val/", "val/initial_"): v for k, v in initial_val.items()}}
     if master:
         save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step})
+        command = "python -m hdr_core.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+        record = training_record(cfg, summary, command, train_files, val_files, excluded)
+        atomic_write_text(out_dir / "model" / "training.json", json.dumps(record, indent=2))
         atomic_write_text(out_dir / "final.json", json.dumps(summary, indent=2))
         writer.close()
     if ddp:

@@ -135,6 +135,14 @@ def test_panolanet_two_stages_and_dataloader_workers(tmp_path, pano_folder):
     for k, v in stage2.ceiling.encoder.named_parameters():
         assert (v == enc[k]).all(), k  # init_ceiling_from_pano
     assert any((before[f"encoder.{k}"] != v).any() for k, v in stage2.ceiling.encoder.named_parameters())
+    # the saved model carries its training record, and stage 1's inside it
+    record = json.loads((s2 / "model" / "training.json").read_text())
+    assert record["command"].startswith("python -m hdr_core.train --config ") and "--init-from" in record["command"]
+    assert record["config"]["stage"] == "pano" and record["metrics"]["steps"] == 2
+    assert [p["file"] for p in record["data"]["validation"]] == ["v0.hdr"]
+    assert "v0.hdr" not in [p["file"] for p in record["data"]["train"]] and record["data"]["train"]
+    assert record["init_from_record"]["config"]["stage"] == "crop"
+    assert record["init_from_record"]["metrics"] == json.loads((s1 / "final.json").read_text())
     # the ablation's stage 2: LANet starts from the same stage-1 run (panoLANet's panorama branch is that LANet)
     lanet = main(_args(pano_folder, tmp_path / "lanet", "--model", "lanet_small", "--stage", "pano", "--pano-height",
                        "32", "--init-from", str(s1), "--steps", "1", "--eval-every", "1", "--lr", "0"))
@@ -144,3 +152,21 @@ def test_panolanet_two_stages_and_dataloader_workers(tmp_path, pano_folder):
     with pytest.raises(RuntimeError, match="no weight in it belongs to this model"):
         main(_args(pano_folder, tmp_path / "fhdr", "--model", "fhdr_small", "--stage", "pano", "--pano-height", "32",
                    "--init-from", str(s1), "--steps", "1"))
+
+
+def test_training_record_takes_each_panoramas_manifest_entry(tmp_path):
+    from hdr_core.train import training_record
+
+    (tmp_path / "manifest.json").write_text(json.dumps({"panoramas": [
+        {"name": "a", "file": "a.exr", "licence": "CC0-1.0", "split": "train/val"},
+        {"name": "t", "file": "t.exr", "licence": "CC0-1.0", "split": "test-site"}]}))
+    other = tmp_path / "no_manifest"
+    cfg = TrainConfig(data=[str(tmp_path), str(other)], init_from=str(tmp_path / "missing_run"))
+    rec = training_record(cfg, {"steps": 3}, "python -m hdr_core.train --steps 3", [tmp_path / "a.exr"],
+                          [other / "v.hdr"], [tmp_path / "t.exr"], finished="2026-12-02 09:00 UTC")
+    assert rec["data"]["train"] == [{"folder": str(tmp_path), "name": "a", "file": "a.exr", "licence": "CC0-1.0",
+                                     "split": "train/val"}]
+    assert rec["data"]["validation"] == [{"folder": str(other), "file": "v.hdr"}]
+    assert rec["data"]["excluded_by_split_rules"][0]["split"] == "test-site"
+    assert rec["metrics"] == {"steps": 3} and rec["finished_utc"] == "2026-12-02 09:00 UTC"
+    assert "init_from_record" not in rec and json.loads(json.dumps(rec)) == rec
