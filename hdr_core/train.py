@@ -80,6 +80,7 @@ class TrainConfig:
     seg_weight: float = 0.05
     mask_beta1: float = 0.2
     mask_beta2: float = 0.01
+    pano_si_weight: float = 0.0  #: panoLANet stage 2: add this x whole-panorama siMSE to Eq. 9 (0 = the paper)
     # logging / checkpoints
     log_every: int = 10
     eval_every: int = 200
@@ -157,6 +158,8 @@ def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, di
         loss, _ = net.training_loss(out, batch)
     elif cfg.stage == "pano" and out.merge_mask is not None:
         loss = pano_masked_loss(out.log_hdr, gt_log, out.merge_mask, cfg.mask_beta1, cfg.mask_beta2)
+        if cfg.pano_si_weight:
+            loss = loss + cfg.pano_si_weight * si_mse(out.log_hdr, gt_log)
     elif out.seg_logits is not None:
         loss = lanet_loss(out, gt_log, segmentation_labels(batch["hdr"]), cfg.seg_weight)
     else:

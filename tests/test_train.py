@@ -170,3 +170,24 @@ def test_training_record_takes_each_panoramas_manifest_entry(tmp_path):
     assert rec["data"]["excluded_by_split_rules"][0]["split"] == "test-site"
     assert rec["metrics"] == {"steps": 3} and rec["finished_utc"] == "2026-12-02 09:00 UTC"
     assert "init_from_record" not in rec and json.loads(json.dumps(rec)) == rec
+
+
+def test_pano_si_weight_adds_the_whole_panorama_simse_to_eq9():
+    import dataclasses
+
+    import torch
+
+    from hdr_core.losses import si_mse
+    from hdr_core.models import create_model
+    from hdr_core.train import compute_loss
+
+    torch.manual_seed(0)
+    net = create_model("panolanet_small").eval()
+    hdr = torch.rand(1, 3, 32, 64) * 4 + 0.01
+    batch = {"ldr": hdr.clamp(0, 1), "hdr": hdr}
+    cfg = TrainConfig(data=["x"], stage="pano")
+    with torch.no_grad():
+        eq9, parts = compute_loss(cfg, net, batch)
+        mixed, _ = compute_loss(dataclasses.replace(cfg, pano_si_weight=0.5), net, batch)
+        expected = 0.5 * si_mse(net(2.0 * batch["ldr"] - 1.0).log_hdr, hdr.log())
+    assert parts["si_mse"] > 0 and mixed.item() == pytest.approx(eq9.item() + expected.item(), rel=1e-5)
