@@ -21,6 +21,7 @@ import numpy as np
 
 from hdr_core.resize import resize_to
 from render_eval.methods import HDR_SUFFIXES, Method, MethodRunner, find_file
+from render_eval.report import HIGHER_IS_BETTER
 
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NOISE_FLOOR = "noise floor"  #: the row comparing the GT render with a GT render of another seed
@@ -255,17 +256,13 @@ def summarize(rows: list[dict], metrics: list[str]) -> list[dict]:
     return out
 
 
-#: Metrics where a smaller value is better (the others: larger is better).
-LOWER_IS_BETTER = frozenset({"mse_1e3", "flip", "si_mse_lin", "si_mse_log"})
-
-
 def paired_differences(rows: list[dict], reference: str, metrics: list[str]) -> list[dict]:
     """Every other method minus ``reference``, panorama by panorama (the comparison a shared test set allows).
 
     Only panoramas where both are scored and finite count. Per metric: mean difference, 95 % confidence half-width
     (Student t, n - 1 degrees of freedom) and ``better`` = on how many panoramas the method beats the reference
-    (in the metric's own direction, :data:`LOWER_IS_BETTER`). Much tighter than comparing two unpaired means when
-    panoramas differ more than methods do. ``gt`` and the noise floor are left out.
+    (in the metric's own direction, :data:`render_eval.report.HIGHER_IS_BETTER`). Much tighter than comparing two
+    unpaired means when panoramas differ more than methods do. ``gt`` and the noise floor are left out.
     """
     from scipy.stats import t as student_t
 
@@ -286,7 +283,7 @@ def paired_differences(rows: list[dict], reference: str, metrics: list[str]) -> 
             if len(d) == 0:
                 continue
             ci = float(student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
-            better = int(np.sum(d < 0) if k in LOWER_IS_BETTER else np.sum(d > 0))
+            better = int(np.sum(d > 0) if k in HIGHER_IS_BETTER else np.sum(d < 0))
             entry[k] = {"mean": float(d.mean()), "ci95": ci, "better": better, "n": int(len(d))}
         out.append(entry)
     return out

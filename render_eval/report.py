@@ -64,11 +64,16 @@ def read_results_csv(path: Path) -> list[dict]:
     return list(rows.values())
 
 
+def _digits(key: str) -> int:
+    """Decimals a metric's mean and interval are printed with."""
+    return 3 if key in ("ssim", "pu21_ssim") else 2
+
+
 def _fmt(entry: dict | None, key: str) -> str:
     if not entry or key not in entry:
         return "–"
     m, ci = entry[key]["mean"], entry[key]["ci95"]
-    digits = 3 if key in ("ssim", "pu21_ssim") else 2
+    digits = _digits(key)
     return f"{m:.{digits}f} ± {ci:.{digits}f}" if m != float("inf") else "inf"
 
 
@@ -109,7 +114,7 @@ def paired_lines(paired: list[dict], order: list[str]) -> list[str]:
             if k not in e:
                 cells.append("–")
                 continue
-            digits = 3 if k in ("ssim", "pu21_ssim") else 2
+            digits = _digits(k)
             v = e[k]
             cells.append(f"{v['mean']:+.{digits}f} ± {v['ci95']:.{digits}f} ({v['better']}/{v['n']})")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
