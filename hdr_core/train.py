@@ -272,10 +272,11 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
         "finished_utc": finished or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
     }
-    if cfg.init_from:
-        src = Path(cfg.init_from) / "model" / "training.json"
-        if src.is_file():
-            record["init_from_record"] = json.loads(src.read_text())
+    if cfg.init_from:  # a run folder (its finished model/) or a model folder itself (e.g. the shipped weights)
+        for src in (Path(cfg.init_from) / "model" / "training.json", Path(cfg.init_from) / "training.json"):
+            if src.is_file():
+                record["init_from_record"] = json.loads(src.read_text())
+                break
     return record
 
 

@@ -1,5 +1,6 @@
 """Training: smoke run, exact resume after SIGKILL, DDP on 2 CPU processes (gloo)."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -170,11 +171,14 @@ def test_training_record_takes_each_panoramas_manifest_entry(tmp_path):
     assert rec["data"]["excluded_by_split_rules"][0]["split"] == "test-site"
     assert rec["metrics"] == {"steps": 3} and rec["finished_utc"] == "2026-12-02 09:00 UTC"
     assert "init_from_record" not in rec and json.loads(json.dumps(rec)) == rec
+    model_dir = tmp_path / "weights"  # init_from a model folder (as the shipped weights are) finds its record
+    model_dir.mkdir()
+    (model_dir / "training.json").write_text(json.dumps({"command": "stage 1"}))
+    rec = training_record(dataclasses.replace(cfg, init_from=str(model_dir)), {}, "c", [], [], [])
+    assert rec["init_from_record"] == {"command": "stage 1"}
 
 
 def test_pano_si_weight_adds_the_whole_panorama_simse_to_eq9():
-    import dataclasses
-
     import torch
 
     from hdr_core.losses import si_mse
