@@ -20,7 +20,6 @@ resumes from its per-item results and render cache. The same arguments work insi
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import shutil
@@ -30,21 +29,26 @@ from pathlib import Path
 import yaml
 
 from render_eval.methods import HDR_SUFFIXES, Method, parse_method
-from render_eval.pipeline import NOISE_FLOOR, Item, Options, discover, paired_differences, run, shard, summarize
+from render_eval.pipeline import (
+    NOISE_FLOOR,
+    Item,
+    Options,
+    camera_seed,
+    discover,
+    paired_differences,
+    run,
+    shard,
+    summarize,
+)
 from render_eval.report import (
-    PANO_METRICS,
-    RENDER_METRICS,
+    ALL_METRICS,
+    PAIRED_METRICS,
     read_results_csv,
     run_context,
     write_report,
     write_results_csv,
     write_summary,
 )
-
-
-def camera_seed(stem: str, base: int) -> int:
-    """The virtual camera's seed for a panorama: fixed per name, independent of sharding and order."""
-    return base + int(hashlib.sha256(stem.encode()).hexdigest()[:8], 16)
 
 
 def make_inputs(hdr_dir: Path, out: Path, base_seed: int) -> tuple[Path, Path]:
@@ -99,8 +103,8 @@ def method_order(methods: list[Method]) -> list[str]:
 def finish(rows: list[dict], order: list[str], out: Path, context: dict, report: bool = True,
            paired_ref: str | None = None) -> None:
     write_results_csv(rows, out / "results.csv")
-    summary = summarize(rows, RENDER_METRICS + PANO_METRICS)
-    paired = paired_differences(rows, paired_ref, RENDER_METRICS + PANO_METRICS) if paired_ref else []
+    summary = summarize(rows, ALL_METRICS)
+    paired = paired_differences(rows, paired_ref, PAIRED_METRICS) if paired_ref else []
     write_summary(summary, order, out, context, paired)
     if report:
         write_report(rows, summary, order, out, context)
@@ -152,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-vdp", action="store_true", help="skip ColorVideoVDP (the slowest metric)")
     m.add_argument("--flip", action="store_true", help="also HDR-FLIP (slow on CPU)")
     m.add_argument("--no-noise-floor", action="store_true", help="skip the second-seed GT render")
+    m.add_argument("--no-render", action="store_true", help="no Blender: only the panorama and light-accuracy "
+                   "tables (seconds for the whole set)")
     x = ap.add_argument_group("execution")
     x.add_argument("--jobs", type=int, default=1, help="worker processes")
     x.add_argument("--shard", help="I/N: evaluate only shard I (0-based) of N")
@@ -212,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                                               "paired_ref": args.paired_ref,
                                               "methods": [m.__dict__ for m in methods]}, indent=1))
     opts = Options(out=out, settings=settings, vdp=not args.no_vdp, flip=args.flip,
-                   noise_floor=not args.no_noise_floor, threads=args.threads, model_size=model_size)
+                   noise_floor=not args.no_noise_floor, threads=args.threads, model_size=model_size,
+                   render=not args.no_render)
     rows = run(items, methods, opts, jobs=args.jobs, progress=not args.no_progress)
     finish(rows, order, out, run_context(settings, command), report=not args.no_report, paired_ref=args.paired_ref)
     failed = [r for r in rows if r.get("status") != "ok"]

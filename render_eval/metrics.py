@@ -5,7 +5,12 @@ On renders (predicted vs ground-truth lighting, both calibrated, rendered with t
 * ``psnr`` / ``ssim``: on display-encoded renders (:func:`render_eval.display.display_encode`: 0 EV, clip, sRGB),
   ``data_range=1``. SSIM is Wang et al. 2004 as in their MATLAB code: Gaussian window sigma 1.5 (11x11),
   population covariances, K1 = 0.01, K2 = 0.03, averaged over RGB (scikit-image).
-* ``mse_1e3``: plain MSE of the *linear* calibrated renders, times 1e3 (the paper's "MSE (1e-3)" column).
+* ``mse_1e3``: the paper's "MSE (1e-3)" column: MSE of the display-referred *linear* renders clipped to [0, 1]
+  (:func:`mse_display`; 1.0 = the LDR input's white, the display's clip point at the renders' 0 EV exposure),
+  times 1e3. Bounded like the paper's renders (its panoLANet scores 1.35e-3), so one sun reflection cannot
+  dominate a mean.
+* ``mse_hdr_1e3``: the unbounded MSE of the linear calibrated renders, times 1e3, for HDR readers (it is dominated by
+  the brightest pixels: a sun's reflection in the glossy ball weighs more than the rest of the image).
 * ``vdp_jod``: **VDP (ColorVideoVDP JOD)** (Mantiuk et al., "ColorVideoVDP: a visual difference predictor for
   image, video and display distortions", SIGGRAPH 2024; package ``cvvdp``). The paper's "VDP" column is the
   HDR-VDP-2 Q score, which has no Python implementation; ColorVideoVDP is its successor by the same group. Its
@@ -77,7 +82,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from hdr_core.color import luminance
-from render_eval.display import display_encode
+from render_eval.display import DISPLAY_EXPOSURE, display_encode
 
 #: cd/m2 of linear 1.0 (ITU-R BT.2408 HDR reference white). Used by VDP and PU21.
 ANCHOR_CD_M2 = 203.0
@@ -99,16 +104,25 @@ METRIC_NAMES = {
     "psnr": "PSNR (dB)",
     "ssim": "SSIM",
     "mse_1e3": "MSE (1e-3)",
+    "mse_hdr_1e3": "HDR-MSE (1e-3, unbounded)",
     "vdp_jod": "VDP (ColorVideoVDP JOD)",
     "flip": "HDR-FLIP",
     "si_mse_lin": "si-MSE (linear)",
     "si_mse_log": "si-MSE (log)",
     "pu21_psnr": "PU21-PSNR (dB)",
     "pu21_ssim": "PU21-SSIM",
+    "irr_err": "irradiance error (stops)",
+    "irr_bias": "irradiance bias (stops)",
+    "light_angle": "brightest-light direction error (deg)",
+    "peak_err": "brightest-light energy error (stops)",
+    "peak_bias": "brightest-light energy bias (stops)",
 }
 #: Key -> True if a higher value is better.
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "mse_1e3": False, "vdp_jod": True, "flip": False,
-                    "si_mse_lin": False, "si_mse_log": False, "pu21_psnr": True, "pu21_ssim": True}
+HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "mse_1e3": False, "mse_hdr_1e3": False, "vdp_jod": True, "flip": False,
+                    "si_mse_lin": False, "si_mse_log": False, "pu21_psnr": True, "pu21_ssim": True,
+                    "irr_err": False, "irr_bias": False, "light_angle": False, "peak_err": False, "peak_bias": False}
+#: Signed metrics (a bias: 0 is best, the sign says too bright or too dark); left out of "better" counts.
+SIGNED_METRICS = ("irr_bias", "peak_bias")
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -160,9 +174,20 @@ def ssim(pred_disp, gt_disp) -> float:
 
 
 def mse_linear(pred, gt) -> float:
-    """Plain MSE of linear images over all pixels and channels (the paper reports it times 1e3)."""
+    """Plain MSE of linear images over all pixels and channels, unbounded (``mse_hdr_1e3`` / 1e3)."""
     pred, gt = _check_pair(pred, gt, "linear")
     return float(np.mean((pred - gt) ** 2))
+
+
+def mse_display(pred, gt) -> float:
+    """MSE of linear renders clipped to [0, 1] at the renders' display exposure (``mse_1e3`` / 1e3, the paper's)."""
+    pred, gt = _check_pair(pred, gt, "linear")
+    return _mse_display(pred, gt)
+
+
+def _mse_display(pred: np.ndarray, gt: np.ndarray) -> float:
+    scale = 2.0**DISPLAY_EXPOSURE
+    return float(np.mean((np.clip(pred * scale, 0, 1) - np.clip(gt * scale, 0, 1)) ** 2))
 
 
 # ---------------------------------------------------------------------------------------- cvvdp (guarded)
@@ -266,13 +291,13 @@ def render_metrics(pred_linear, gt_linear, vdp: bool = True, flip: bool = False)
     """All render metrics of a linear calibrated render against the reference render.
 
     Returns:
-        ``{"psnr", "ssim", "mse_1e3"}`` plus ``"vdp_jod"`` if ``vdp`` and ``"flip"`` if ``flip``
+        ``{"psnr", "ssim", "mse_1e3", "mse_hdr_1e3"}`` plus ``"vdp_jod"`` if ``vdp`` and ``"flip"`` if ``flip``
         (display names in :data:`METRIC_NAMES`).
     """
     pred, gt = _check_pair(pred_linear, gt_linear, "linear")
     pred_d, gt_d = display_encode(pred), display_encode(gt)
     out = {"psnr": _psnr(pred_d, gt_d, 1.0), "ssim": _ssim(pred_d, gt_d, 1.0),
-           "mse_1e3": float(np.mean((pred - gt) ** 2)) * 1e3}
+           "mse_1e3": _mse_display(pred, gt) * 1e3, "mse_hdr_1e3": float(np.mean((pred - gt) ** 2)) * 1e3}
     if vdp:
         out["vdp_jod"] = vdp_jod(pred, gt)
     if flip:
@@ -332,3 +357,33 @@ def pano_metrics(pred_hdr, gt_hdr) -> dict[str, float]:
     pred, gt = _check_pair(pred_hdr, gt_hdr, "linear")
     return {"si_mse_lin": si_mse_lin(pred, gt), "si_mse_log": si_mse_log(pred, gt),
             "pu21_psnr": pu21_psnr(pred, gt), "pu21_ssim": pu21_ssim(pred, gt)}
+
+
+# ---------------------------------------------------------------------------------------------- light accuracy
+
+def light_metrics(pred_hdr, gt_hdr) -> dict[str, float]:
+    """How far the light a calibrated panorama casts is from the ground truth's, without rendering.
+
+    :func:`hdr_core.lighting.light_accuracy`: ``irr_err`` (mean ``|log2|`` irradiance ratio over 26 surface
+    normals, stops), ``irr_bias`` (its signed mean: +1 = twice too bright), ``light_angle`` (degrees between the
+    brightest lights' directions), ``peak_err`` / ``peak_bias`` (``|log2|`` / ``log2`` of the brightest light's
+    energy ratio, stops).
+    """
+    from hdr_core.lighting import light_accuracy
+
+    pred, gt = _check_pair_shapes_free(pred_hdr, gt_hdr)
+    return light_accuracy(pred, gt)
+
+
+def _check_pair_shapes_free(pred, gt) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`_check_pair` for linear panoramas, but the two may differ in size (light is measured on both
+    shrunk to one working size)."""
+    out = []
+    for name, a in (("prediction", pred), ("ground truth", gt)):
+        a = np.asarray(a, dtype=np.float64)
+        if a.ndim != 3 or a.shape[-1] != 3:
+            raise ValueError(f"{name}: expected an HxWx3 panorama, got shape {a.shape}")
+        if not np.all(np.isfinite(a)) or a.min() < 0:
+            raise ValueError(f"{name} has NaN, infinite or negative values")
+        out.append(a)
+    return out[0], out[1]

@@ -43,6 +43,7 @@ class Options:
     noise_floor: bool = True
     threads: int | None = None
     model_size: tuple[int, int] | None = None  #: working size (w, h) of hdr_core models; None = each model's own
+    render: bool = True  #: False: panorama and light-accuracy metrics only (no Blender, seconds per panorama)
 
 
 def discover(gt_dir: str | Path, ldr_dir: str | Path) -> tuple[list[Item], list[dict]]:
@@ -112,28 +113,55 @@ def _write_visuals(out: Path, stem: str, name: str, render: np.ndarray | None = 
 ERROR_MAP_MAX = 0.25
 
 
+def calibrate_to(pano: np.ndarray, ldr_linear: np.ndarray) -> np.ndarray:
+    """A panorama calibrated to the LDR input (Eq. 1) as float32 ``HxWx3``, ready to light the scene.
+
+    The one path for the ground truth and every method alike, so the ``gt`` method's panorama is bit-identical to
+    the ground truth's (and renders from the same cache entry): no clipping to a file format's range (a Radiance
+    sun far above the half-float ceiling stays as it is; the world is handed to Blender as float32), only
+    negatives (never physical) are set to 0. ``ldr_linear`` is resized to the panorama's size first.
+    """
+    from hdr_core.calibration import calibrate
+
+    pano = np.asarray(pano)
+    cal = calibrate(pano.astype(np.float64), resize_to(ldr_linear, *pano.shape[:2]).astype(np.float64))
+    return np.ascontiguousarray(np.maximum(cal, 0.0), dtype=np.float32)
+
+
+def camera_seed(stem: str, base: int) -> int:
+    """The virtual camera's seed for a panorama: fixed per name, independent of sharding and order."""
+    import hashlib
+
+    return base + int(hashlib.sha256(stem.encode()).hexdigest()[:8], 16)
+
+
 def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: MethodRunner | None = None,
                   cache=None) -> list[dict]:
-    """Render and score every method on one panorama; returns result rows (cached ones are read back)."""
-    from hdr_core.calibration import calibrate
+    """Render and score every method on one panorama; returns result rows (cached ones are read back).
+
+    A cached row is reused only if it was computed with the same method definition, the same render settings and
+    the same kind of run (rendered or ``render=False``); otherwise it is recomputed.
+    """
     from hdr_core.color import ldr_to_linear
     from hdr_core.errors import ImageError
-    from hdr_core.io import read_hdr, read_ldr, write_exr
-    from render_eval.metrics import pano_metrics, render_metrics
+    from hdr_core.io import read_hdr, read_ldr, write_exr, write_ldr
+    from render_eval.metrics import light_metrics, pano_metrics, render_metrics
     from render_eval.render import RenderCache
     from render_eval.settings import RenderSettings
 
     out = opts.out
-    names = [m.name for m in methods] + ([NOISE_FLOOR] if opts.noise_floor else [])
+    settings = RenderSettings.from_dict(opts.settings) if opts.settings else RenderSettings()
+    names = [m.name for m in methods] + ([NOISE_FLOOR] if opts.noise_floor and opts.render else [])
     done = {n: _result_path(out, item.stem, n) for n in names}
-    signatures = {m.name: m.signature(opts.model_size) for m in methods}
+    run_kind = f"|render:{settings.digest()[:16]}" if opts.render else "|no-render"
+    signatures = {m.name: m.signature(opts.model_size) + run_kind for m in methods}
+    signatures[NOISE_FLOOR] = "noise floor" + run_kind
     cached = {n: _load_cached(p, signatures.get(n)) for n, p in done.items()}
     if all(r is not None for r in cached.values()):
         return list(cached.values())
     if item.ldr is None:
         return [{"stem": item.stem, "method": n, "status": "missing LDR input"} for n in names]
-    settings = RenderSettings.from_dict(opts.settings) if opts.settings else RenderSettings()
-    cache = cache or RenderCache(out / "cache")
+    cache = cache or (RenderCache(out / "cache") if opts.render else None)
     runner = runner or MethodRunner(opts.threads, opts.model_size)
     try:
         ldr, _ = read_ldr(item.ldr)
@@ -141,21 +169,20 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
     except ImageError as e:
         return [{"stem": item.stem, "method": n, "status": f"bad input: {e}"} for n in names]
     lin = ldr_to_linear(ldr)
-    gt_cal = calibrate(gt.astype(np.float64), resize_to(lin, *gt.shape[:2]).astype(np.float64)).astype(np.float32)
-    gt_render = cache.render(gt_cal, settings)
+    gt_cal = calibrate_to(gt, lin)
+    gt_render = cache.render(gt_cal, settings) if opts.render else None
     _write_visuals(out, item.stem, "_GT", gt_render, pano=gt_cal)
-    from hdr_core.io import write_ldr
-
     write_ldr(out / "visuals" / item.stem / "_LDR.input.png", ldr)
     rows = []
-    if opts.noise_floor:
+    if NOISE_FLOOR in names:
         path = done[NOISE_FLOOR]
         if cached[NOISE_FLOOR] is not None:
             rows.append(cached[NOISE_FLOOR])
         else:
             other = cache.render(gt_cal, settings, seed=settings.seed + 1)
             row = {"stem": item.stem, "method": NOISE_FLOOR, "status": "ok",
-                   **render_metrics(other, gt_render, vdp=opts.vdp, flip=opts.flip)}
+                   **render_metrics(other, gt_render, vdp=opts.vdp, flip=opts.flip),
+                   "signature": signatures[NOISE_FLOOR]}
             _save_json(path, row)
             rows.append(row)
     for m in methods:
@@ -165,16 +192,17 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
             continue
         try:
             pred = runner.predict(m, item.stem, ldr, gt)
-            pred_cal = calibrate(np.asarray(pred, np.float64), resize_to(lin, *pred.shape[:2]).astype(np.float64))
-            pred_cal = np.clip(pred_cal, 0, 65504).astype(np.float32)
+            pred_cal = calibrate_to(pred, lin)
             pdir = out / "predictions" / m.name
             pdir.mkdir(parents=True, exist_ok=True)
             write_exr(pdir / f"{item.stem}.exr", pred_cal)
-            pred_render = cache.render(pred_cal, settings)
-            _write_visuals(out, item.stem, m.name, pred_render, gt_render, pred_cal)
-            row = {"stem": item.stem, "method": m.name, "status": "ok",
-                   **render_metrics(pred_render, gt_render, vdp=opts.vdp, flip=opts.flip),
-                   **pano_metrics(resize_to(pred_cal, *gt_cal.shape[:2]), gt_cal)}
+            row = {"stem": item.stem, "method": m.name, "status": "ok"}
+            if opts.render:
+                pred_render = cache.render(pred_cal, settings)
+                row.update(render_metrics(pred_render, gt_render, vdp=opts.vdp, flip=opts.flip))
+            _write_visuals(out, item.stem, m.name, pred_render if opts.render else None, gt_render, pred_cal)
+            row.update(pano_metrics(resize_to(pred_cal, *gt_cal.shape[:2]), gt_cal))
+            row.update(light_metrics(pred_cal, gt_cal))
         except (ImageError, ValueError, FileNotFoundError) as e:
             row = {"stem": item.stem, "method": m.name, "status": f"error: {e}"}
         row["signature"] = signatures[m.name]
@@ -256,12 +284,24 @@ def summarize(rows: list[dict], metrics: list[str]) -> list[dict]:
     return out
 
 
+def wilcoxon_p(d: np.ndarray) -> float | None:
+    """Two-sided Wilcoxon signed-rank p-value of paired differences ``d`` (scipy; the exact distribution for small n,
+    ties and zeros handled by scipy's defaults); None if it is undefined (no differences, or all zero)."""
+    from scipy.stats import wilcoxon
+
+    d = np.asarray(d, dtype=np.float64)
+    if len(d) == 0 or not np.any(d != 0):
+        return None
+    return float(wilcoxon(d).pvalue)
+
+
 def paired_differences(rows: list[dict], reference: str, metrics: list[str]) -> list[dict]:
     """Every other method minus ``reference``, panorama by panorama (the comparison a shared test set allows).
 
     Only panoramas where both are scored and finite count. Per metric: mean difference, 95 % confidence half-width
     (Student t, n - 1 degrees of freedom) and ``better`` = on how many panoramas the method beats the reference
-    (in the metric's own direction, :data:`render_eval.report.HIGHER_IS_BETTER`). Much tighter than comparing two
+    (in the metric's own direction, :data:`render_eval.report.HIGHER_IS_BETTER`), and ``wilcoxon_p``, the two-sided
+    Wilcoxon signed-rank p-value (:func:`wilcoxon_p`). Much tighter than comparing two
     unpaired means when panoramas differ more than methods do. ``gt`` and the noise floor are left out.
     """
     from scipy.stats import t as student_t
@@ -284,6 +324,7 @@ def paired_differences(rows: list[dict], reference: str, metrics: list[str]) -> 
                 continue
             ci = float(student_t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
             better = int(np.sum(d > 0) if k in HIGHER_IS_BETTER else np.sum(d < 0))
-            entry[k] = {"mean": float(d.mean()), "ci95": ci, "better": better, "n": int(len(d))}
+            entry[k] = {"mean": float(d.mean()), "ci95": ci, "better": better, "n": int(len(d)),
+                        "wilcoxon_p": wilcoxon_p(d)}
         out.append(entry)
     return out

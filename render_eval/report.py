@@ -19,22 +19,37 @@ import time
 from pathlib import Path
 
 from hdr_core.checkpoint import atomic_write_text
+from render_eval.metrics import HIGHER_IS_BETTER as _HIGHER
+from render_eval.metrics import METRIC_NAMES, SIGNED_METRICS
 
-RENDER_METRICS = ["psnr", "ssim", "vdp_jod", "mse_1e3", "flip"]
+RENDER_METRICS = ["psnr", "ssim", "vdp_jod", "mse_1e3", "mse_hdr_1e3", "flip"]
 PANO_METRICS = ["si_mse_lin", "si_mse_log", "pu21_psnr", "pu21_ssim"]
-DEFAULT_NAMES = {"psnr": "PSNR (dB)", "ssim": "SSIM", "vdp_jod": "VDP (ColorVideoVDP JOD)", "mse_1e3": "MSE (1e-3)",
-                 "flip": "HDR-FLIP", "si_mse_lin": "siMSE (linear)", "si_mse_log": "siMSE (log)",
-                 "pu21_psnr": "PU21-PSNR (dB)", "pu21_ssim": "PU21-SSIM"}
-HIGHER_IS_BETTER = {"psnr", "ssim", "vdp_jod", "pu21_psnr", "pu21_ssim"}
+#: Light accuracy (no rendering): :func:`render_eval.metrics.light_metrics`.
+LIGHT_METRICS = ["irr_err", "irr_bias", "light_angle", "peak_err", "peak_bias"]
+ALL_METRICS = RENDER_METRICS + PANO_METRICS + LIGHT_METRICS
+#: Metrics a paired comparison counts wins on (the signed biases have no "better" direction).
+PAIRED_METRICS = [k for k in ALL_METRICS if k not in SIGNED_METRICS]
+HIGHER_IS_BETTER = {k for k, higher in _HIGHER.items() if higher}
 
 
 def metric_name(key: str) -> str:
-    try:
-        from render_eval.metrics import METRIC_NAMES
+    return METRIC_NAMES.get(key, key)
 
-        return METRIC_NAMES.get(key, DEFAULT_NAMES.get(key, key))
-    except ImportError:  # pragma: no cover - metrics needs the eval extra
-        return DEFAULT_NAMES.get(key, key)
+
+def light_sentence(row: dict) -> str:
+    """A panorama's light accuracy as a user reads it: "irradiance 2.3x too bright (1.2 stops mean error);
+    brightest light 20 deg off, 0.8 stops too weak"."""
+    if "irr_bias" not in row:
+        return ""
+
+    def factor(stops: float, more: str, less: str) -> str:
+        if abs(stops) < 0.05:
+            return "about right"
+        return f"{2 ** abs(stops):.1f}x too {more if stops > 0 else less}"
+
+    return (f"irradiance {factor(row['irr_bias'], 'bright', 'dark')} ({row['irr_err']:.2f} stops mean error over "
+            f"26 normals); brightest light {row['light_angle']:.0f}° off, "
+            f"{factor(row['peak_bias'], 'strong', 'weak')} ({row['peak_bias']:+.2f} stops)")
 
 
 def write_results_csv(rows: list[dict], path: Path) -> None:
@@ -43,7 +58,7 @@ def write_results_csv(rows: list[dict], path: Path) -> None:
     w = csv.writer(buf)
     w.writerow(["stem", "method", "metric", "value", "status"])
     for r in rows:
-        keys = [k for k in RENDER_METRICS + PANO_METRICS if k in r]
+        keys = [k for k in ALL_METRICS if k in r]
         if r.get("status") != "ok" or not keys:
             w.writerow([r["stem"], r["method"], "", "", r.get("status", "")])
         for k in keys:
@@ -66,7 +81,7 @@ def read_results_csv(path: Path) -> list[dict]:
 
 def _digits(key: str) -> int:
     """Decimals a metric's mean and interval are printed with."""
-    return 3 if key in ("ssim", "pu21_ssim") else 2
+    return {"ssim": 3, "pu21_ssim": 3, "light_angle": 1}.get(key, 2)
 
 
 def _fmt(entry: dict | None, key: str) -> str:
@@ -77,20 +92,30 @@ def _fmt(entry: dict | None, key: str) -> str:
     return f"{m:.{digits}f} ± {ci:.{digits}f}" if m != float("inf") else "inf"
 
 
-def _tables(summary: list[dict], order: list[str]) -> tuple[list[str], list[str], list[list[str]], list[list[str]]]:
+def _table(summary: list[dict], order: list[str], metrics: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The metrics of ``metrics`` that some method has, and one row per method that has any of them."""
     by = {e["method"]: e for e in summary}
-    rk = [k for k in RENDER_METRICS if any(k in e for e in summary)]
-    pk = [k for k in PANO_METRICS if any(k in e for e in summary)]
-    r_rows, p_rows = [], []
+    keys = [k for k in metrics if any(k in e for e in summary)]
+    rows = []
     for m in order:
         e = by.get(m)
-        if e is None:
-            continue
-        n = f"{e['n']}/{e['n_total']}"
-        r_rows.append([m, n] + [_fmt(e, k) for k in rk])
-        if any(k in e for k in pk):
-            p_rows.append([m, n] + [_fmt(e, k) for k in pk])
-    return rk, pk, r_rows, p_rows
+        if e is not None and any(k in e for k in keys):
+            rows.append([m, f"{e['n']}/{e['n_total']}"] + [_fmt(e, k) for k in keys])
+    return keys, rows
+
+
+def _md_table(keys: list[str], rows: list[list[str]]) -> list[str]:
+    return (["| method | n | " + " | ".join(metric_name(k) for k in keys) + " |", "|---|---|" + "---|" * len(keys)]
+            + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+#: Text above the light-accuracy table (summary.md, docs/results.md).
+LIGHT_NOTE = ("Light accuracy (no rendering): the light each calibrated panorama casts, against the calibrated "
+              "ground truth's (`hdr_core.lighting`). Irradiance on white surfaces facing 26 directions (cube faces, "
+              "edges and corners; cosine-weighted over the sphere): error = mean |log2 ratio| in stops "
+              "(1 = a factor 2), bias = signed mean (+1 = twice too bright); the brightest light (a "
+              "10° cap around the luminance peak: the sun, a lamp, a window): the angle between its directions "
+              "and its energy ratio in stops.")
 
 
 def paired_lines(paired: list[dict], order: list[str]) -> list[str]:
@@ -98,12 +123,13 @@ def paired_lines(paired: list[dict], order: list[str]) -> list[str]:
     if not paired:
         return []
     ref = paired[0]["reference"]
-    keys = [k for k in RENDER_METRICS + PANO_METRICS if any(k in e for e in paired)]
+    keys = [k for k in PAIRED_METRICS if any(k in e for e in paired)]
     by = {e["method"]: e for e in paired}
     lines = ["", f"Paired differences against `{ref}` (method minus `{ref}`, panorama by panorama): mean ± 95 % "
-             "confidence half-width (Student t), and on how many panoramas the method is better than "
-             f"`{ref}` (lower is better for MSE, FLIP and siMSE). A difference whose interval contains 0 is not "
-             "established by this test set.", "",
+             "confidence half-width (Student t), on how many panoramas the method is better than "
+             f"`{ref}` (lower is better for MSE, FLIP, siMSE and the light errors), and the two-sided Wilcoxon "
+             "signed-rank p-value (exact for small n; no normality assumed). A difference whose interval contains 0 "
+             "or whose p is large is not established by this test set.", "",
              "| method | " + " | ".join(metric_name(k) for k in keys) + " |", "|---|" + "---|" * len(keys)]
     for m in order:
         e = by.get(m)
@@ -116,63 +142,115 @@ def paired_lines(paired: list[dict], order: list[str]) -> list[str]:
                 continue
             digits = _digits(k)
             v = e[k]
-            cells.append(f"{v['mean']:+.{digits}f} ± {v['ci95']:.{digits}f} ({v['better']}/{v['n']})")
+            p = v.get("wilcoxon_p")
+            p_txt = f", p={p:.2g}" if p is not None else ""
+            cells.append(f"{v['mean']:+.{digits}f} ± {v['ci95']:.{digits}f} ({v['better']}/{v['n']}{p_txt})")
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     return lines
 
 
+def summary_sections(summary: list[dict], order: list[str], paired: list[dict] | None = None,
+                     level: str = "##") -> list[str]:
+    """The markdown tables of one benchmark: renders (Table-4 shaped), panoramas, light accuracy, paired."""
+    lines = []
+    keys, rows = _table(summary, order, RENDER_METRICS)
+    if rows:
+        lines += [f"{level} Renders", "",
+                  "Renders of the four-ball scene lit by each method's calibrated panorama, compared with the render "
+                  "lit by the calibrated ground truth (same settings, same seed). Mean ± 95 % confidence half-width; "
+                  "n = panoramas scored / panoramas attempted. MSE (1e-3) is the paper's: on the display-referred "
+                  "linear render clipped to [0, 1] (1 = the LDR input's white), times 1e3; HDR-MSE is the unbounded "
+                  "linear render's. The `noise floor` row compares the ground-truth render with one of another seed: "
+                  "differences smaller than that are render noise, not method differences.", ""] + _md_table(keys, rows)
+    keys, rows = _table(summary, order, PANO_METRICS)
+    if rows:
+        lines += ["", f"{level} Panoramas", "",
+                  "Panorama-domain metrics (no rendering), calibrated prediction vs calibrated ground truth:", ""]
+        lines += _md_table(keys, rows)
+    keys, rows = _table(summary, order, LIGHT_METRICS)
+    if rows:
+        lines += ["", f"{level} Light accuracy", "", LIGHT_NOTE, ""] + _md_table(keys, rows)
+    return lines + paired_lines(paired or [], order)
+
+
 def write_summary(summary: list[dict], order: list[str], out: Path, context: dict,
                   paired: list[dict] | None = None) -> None:
-    """``summary.csv`` (one row per method x metric) and ``summary.md`` (the Table-4-shaped tables, and the paired
-    differences against a reference method if ``paired`` is given)."""
+    """``summary.csv`` (one row per method x metric) and ``summary.md`` (the Table-4-shaped tables, light accuracy,
+    and the paired differences against a reference method if ``paired`` is given)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["method", "metric", "mean", "std", "ci95", "n", "n_total"])
     for e in summary:
-        for k in RENDER_METRICS + PANO_METRICS:
+        for k in ALL_METRICS:
             if k in e:
                 w.writerow([e["method"], k, e[k]["mean"], e[k]["std"], e[k]["ci95"], e[k]["n"], e["n_total"]])
     atomic_write_text(out / "summary.csv", buf.getvalue())
-    rk, pk, r_rows, p_rows = _tables(summary, order)
-    lines = ["# render_eval summary", "",
-             "Renders of the four-ball scene lit by each method's calibrated panorama, compared with the render lit "
-             "by the calibrated ground truth (same settings, same seed). Mean ± 95 % confidence half-width; "
-             "n = panoramas scored / panoramas attempted. The `noise floor` row compares the ground-truth render "
-             "with one of another seed: differences smaller than that are render noise, not method differences.",
-             "", "| method | n | " + " | ".join(metric_name(k) for k in rk) + " |",
-             "|---|---|" + "---|" * len(rk)]
-    lines += ["| " + " | ".join(r) + " |" for r in r_rows]
-    if p_rows:
-        lines += ["", "Panorama-domain metrics (no rendering), calibrated prediction vs calibrated ground truth:", "",
-                  "| method | n | " + " | ".join(metric_name(k) for k in pk) + " |", "|---|---|" + "---|" * len(pk)]
-        lines += ["| " + " | ".join(r) + " |" for r in p_rows]
-    lines += paired_lines(paired or [], order)
+    lines = ["# render_eval summary", ""] + summary_sections(summary, order, paired)
     lines += ["", "## Run", "", "```", json.dumps(context, indent=2), "```", ""]
     atomic_write_text(out / "summary.md", "\n".join(lines))
 
 
-def bar_plots(summary: list[dict], order: list[str], folder: Path) -> list[Path]:
-    """One bar plot (mean with 95 % CI) per metric, as PNGs in ``folder``."""
+def _plt():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def bar_plots(summary: list[dict], order: list[str], folder: Path) -> list[Path]:
+    """One bar plot (mean with 95 % CI) per metric, as PNGs in ``folder``."""
+    plt = _plt()
     folder.mkdir(parents=True, exist_ok=True)
     by = {e["method"]: e for e in summary}
     paths = []
-    for k in RENDER_METRICS + PANO_METRICS:
+    for k in ALL_METRICS:
         methods = [m for m in order if m in by and k in by[m] and by[m][k]["mean"] != float("inf")]
         if not methods:
             continue
         fig, ax = plt.subplots(figsize=(1.2 + 0.8 * len(methods), 3.0), dpi=100)
         ax.bar(methods, [by[m][k]["mean"] for m in methods], yerr=[by[m][k]["ci95"] for m in methods],
                color=["#888" if m == "noise floor" else "#4a7ab5" for m in methods], capsize=3)
-        better = "higher is better" if k in HIGHER_IS_BETTER else "lower is better"
+        better = ("0 is best" if k in SIGNED_METRICS else "higher is better" if k in HIGHER_IS_BETTER
+                  else "lower is better")
         ax.set_title(f"{metric_name(k)} ({better})", fontsize=9)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         fig.tight_layout()
         path = folder / f"{k}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def light_plots(rows: list[dict], order: list[str], folder: Path) -> list[Path]:
+    """Per-panorama grouped bar plots (one bar per method) of the irradiance bias and the brightest light's energy
+    bias, in stops: what is too bright or too dark where."""
+    plt = _plt()
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ok = [r for r in rows if r.get("status") == "ok" and "irr_bias" in r and r["method"] != "gt"]
+    stems = sorted({r["stem"] for r in ok})
+    methods = [m for m in order if any(r["method"] == m for r in ok)]
+    paths = []
+    if not stems or not methods:
+        return paths
+    val = {(r["stem"], r["method"]): r for r in ok}
+    for k in ("irr_bias", "peak_bias"):
+        fig, ax = plt.subplots(figsize=(2.0 + 0.35 * len(stems) * len(methods), 3.2), dpi=100)
+        width = 0.8 / len(methods)
+        x = np.arange(len(stems))
+        for i, m in enumerate(methods):
+            ax.bar(x + i * width, [val[(s, m)][k] if (s, m) in val else np.nan for s in stems], width, label=m)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(x + 0.4 - width / 2, stems, fontsize=8)
+        ax.set_ylabel("stops (+ = too bright)", fontsize=8)
+        ax.set_title(f"{metric_name(k)} per panorama (0 is best)", fontsize=9)
+        ax.legend(fontsize=7, ncol=min(len(methods), 6))
+        fig.tight_layout()
+        path = folder / f"per_panorama_{k}.png"
         fig.savefig(path)
         plt.close(fig)
         paths.append(path)
@@ -195,7 +273,10 @@ def write_report(rows: list[dict], summary: list[dict], order: list[str], out: P
     panorama, its render beside the GT render, and an error heat map."""
     esc = html.escape
     plots = bar_plots(summary, order, out / "plots")
-    rk, pk, r_rows, p_rows = _tables(summary, order)
+    per_pano = light_plots(rows, order, out / "plots")
+    rk, r_rows = _table(summary, order, RENDER_METRICS)
+    pk, p_rows = _table(summary, order, PANO_METRICS)
+    lk, l_rows = _table(summary, order, LIGHT_METRICS)
 
     def table(keys, trs):
         head = "".join(f"<th>{esc(metric_name(k))}</th>" for k in keys)
@@ -207,10 +288,14 @@ def write_report(rows: list[dict], summary: list[dict], order: list[str], out: P
             return f"<figure class=missing><figcaption>{esc(caption)}: missing</figcaption></figure>"
         return f"<figure><img src='{esc(rel)}' loading=lazy><figcaption>{esc(caption)}</figcaption></figure>"
 
-    parts = [f"<h1>render_eval report</h1><p>{esc(context.get('date', ''))} · {esc(context.get('machine', ''))}</p>",
-             "<h2>Renders (four-ball scene)</h2>", table(rk, r_rows)]
+    parts = [f"<h1>render_eval report</h1><p>{esc(context.get('date', ''))} · {esc(context.get('machine', ''))}</p>"]
+    if r_rows:
+        parts += ["<h2>Renders (four-ball scene)</h2>", table(rk, r_rows)]
     if p_rows:
         parts += ["<h2>Panoramas</h2>", table(pk, p_rows)]
+    if l_rows:
+        parts += ["<h2>Light accuracy</h2>", f"<p>{esc(LIGHT_NOTE)}</p>", table(lk, l_rows), "<div class=row>"]
+        parts += [img(f"plots/{p.name}", p.stem) for p in per_pano] + ["</div>"]
     parts += ["<h2>Plots</h2><div class=row>"] + [img(f"plots/{p.name}", p.stem) for p in plots] + ["</div>"]
     by_stem: dict[str, dict[str, dict]] = {}
     for r in rows:
@@ -220,7 +305,8 @@ def write_report(rows: list[dict], summary: list[dict], order: list[str], out: P
         v = f"visuals/{stem}"
         parts.append(f"<h2 id='{esc(stem)}'>{esc(stem)}</h2><div class=row>"
                      + img(f"{v}/_LDR.input.png", "LDR input") + img(f"{v}/_GT.pano.png", "ground truth (tone-mapped)")
-                     + img(f"{v}/_GT.render.png", "lit by ground truth") + "</div>")
+                     + (img(f"{v}/_GT.render.png", "lit by ground truth") if (out / f"{v}/_GT.render.png").is_file()
+                        else "") + "</div>")
         for m in methods:
             r = by_stem[stem].get(m)
             if r is None:
@@ -228,11 +314,13 @@ def write_report(rows: list[dict], summary: list[dict], order: list[str], out: P
             if r.get("status") != "ok":
                 parts.append(f"<p class=err>{esc(m)}: {esc(r.get('status', ''))}</p>")
                 continue
-            scores = " · ".join(f"{metric_name(k)} {r[k]:.3g}" for k in RENDER_METRICS if k in r)
-            parts.append(f"<h3>{esc(m)}</h3><p>{esc(scores)}</p><div class=row>"
-                         + img(f"{v}/{m}.pano.png", f"{m} (tone-mapped)") + img(f"{v}/{m}.render.png", f"lit by {m}")
-                         + img(f"{v}/_GT.render.png", "lit by ground truth") + img(f"{v}/{m}.error.png", "|error|")
-                         + "</div>")
+            scores = " · ".join(f"{metric_name(k)} {r[k]:.3g}" for k in RENDER_METRICS + PANO_METRICS if k in r)
+            figs = img(f"{v}/{m}.pano.png", f"{m} (tone-mapped)")
+            if (out / f"{v}/{m}.render.png").is_file():
+                figs += (img(f"{v}/{m}.render.png", f"lit by {m}") + img(f"{v}/_GT.render.png", "lit by ground truth")
+                         + img(f"{v}/{m}.error.png", "|error|"))
+            parts.append(f"<h3>{esc(m)}</h3><p>{esc(scores)}</p><p class=light>Light: {esc(light_sentence(r))}</p>"
+                         f"<div class=row>{figs}</div>")
     style = ("<style>body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}.row{display:flex;flex-wrap:wrap;gap:8px}"
              "figure{margin:0}img{max-width:320px;display:block}figcaption{font-size:12px}.err{color:#b00}</style>")

@@ -87,9 +87,16 @@ def apply_render_settings(settings: RenderSettings, scene: Any = None) -> None:
     c.samples = int(settings.samples)
     c.seed = int(settings.seed)
     c.use_animated_seed = False
-    c.use_adaptive_sampling = False
+    c.use_adaptive_sampling = settings.adaptive_threshold > 0
+    if c.use_adaptive_sampling:
+        c.adaptive_threshold = float(settings.adaptive_threshold)
+        c.adaptive_min_samples = int(settings.adaptive_min_samples)
     c.sample_offset = 0
-    bc.set_if_present(c, use_sample_subset=False, use_light_tree=True, use_guiding=False)
+    bc.set_if_present(c, use_sample_subset=False, use_light_tree=True)
+    if settings.path_guiding and not hasattr(c, "use_guiding"):
+        raise RuntimeError(f"path guiding is not available in Blender {bpy.app.version_string} (needs 3.4+)")
+    bc.set_if_present(c, use_guiding=settings.path_guiding, use_surface_guiding=True, use_volume_guiding=False,
+                      use_deterministic_guiding=True, guiding_training_samples=int(settings.guiding_training_samples))
     if settings.denoiser is None:
         c.use_denoising = False
     else:

@@ -97,6 +97,15 @@ class RenderSettings:
     """None, or ``"OPENIMAGEDENOISE"`` (not in Debian's Blender 3.4 build)."""
     threads: int = 0
     """CPU render threads; 0 = one per logical core. Changes the result only by float rounding (~1e-7)."""
+    adaptive_threshold: float = 0.0
+    """Cycles adaptive sampling noise threshold; 0 = off (every pixel gets exactly ``samples``)."""
+    adaptive_min_samples: int = 0
+    """Minimum samples per pixel before adaptive sampling may stop a pixel (0 = Cycles' automatic choice)."""
+    path_guiding: bool = False
+    """Cycles path guiding (CPU only; surface guiding, deterministic): learns where light comes from during the
+    first ``guiding_training_samples`` samples."""
+    guiding_training_samples: int = 128
+    """Samples used to train the path guiding field (Cycles' default 128)."""
 
     # --- light paths --------------------------------------------------------------------------------------------
     max_bounces: int = 12
@@ -209,6 +218,9 @@ class RenderSettings:
             raise ValueError(f"sphere_x needs 4 positions, got {len(self.sphere_x)}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.adaptive_threshold < 0 or self.adaptive_min_samples < 0:
+            raise ValueError(f"adaptive sampling needs threshold >= 0 and min samples >= 0, got "
+                             f"{self.adaptive_threshold}, {self.adaptive_min_samples}")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-compatible dict (tuples become lists)."""

@@ -28,9 +28,10 @@ def _noisy(img, sigma, seed=1):
 def test_render_identities_without_vdp():
     gt = _render()
     out = M.render_metrics(gt, gt.copy(), vdp=False)
-    assert out == {"psnr": float("inf"), "ssim": 1.0, "mse_1e3": 0.0}
+    assert out == {"psnr": float("inf"), "ssim": 1.0, "mse_1e3": 0.0, "mse_hdr_1e3": 0.0}
     assert M.psnr(np.zeros((16, 16)), np.zeros((16, 16))) == float("inf")
     assert M.mse_linear(gt, gt) == 0.0
+    assert M.mse_display(gt, gt) == 0.0
 
 
 def test_render_metrics_degrade_monotonically():
@@ -39,7 +40,21 @@ def test_render_metrics_degrade_monotonically():
     assert res[0]["psnr"] > res[1]["psnr"] > res[2]["psnr"]
     assert res[0]["ssim"] > res[1]["ssim"] > res[2]["ssim"]
     assert res[0]["mse_1e3"] < res[1]["mse_1e3"] < res[2]["mse_1e3"]
-    assert res[1]["mse_1e3"] == pytest.approx(M.mse_linear(_noisy(gt, 0.1), gt) * 1e3)
+    assert res[0]["mse_hdr_1e3"] < res[1]["mse_hdr_1e3"] < res[2]["mse_hdr_1e3"]
+    assert res[1]["mse_1e3"] == pytest.approx(M.mse_display(_noisy(gt, 0.1), gt) * 1e3)
+    assert res[1]["mse_hdr_1e3"] == pytest.approx(M.mse_linear(_noisy(gt, 0.1), gt) * 1e3)
+
+
+def test_mse_is_the_papers_bounded_one_and_hdr_mse_the_unbounded():
+    gt = _render()  # has a 6.0 highlight
+    brighter = gt.copy()
+    brighter[gt > 1] *= 100  # a sun reflection 100x too bright: invisible once clipped to the display's [0, 1]
+    out = M.render_metrics(brighter, gt, vdp=False)
+    assert out["mse_1e3"] == 0.0 and out["mse_hdr_1e3"] > 1e3
+    half = gt * 0.5  # a global change below the clip point: clipped MSE = mean((min(x,1) - min(x/2,1))^2)
+    expect = np.mean((np.clip(gt, 0, 1) - np.clip(half, 0, 1)) ** 2) * 1e3
+    assert M.render_metrics(half, gt, vdp=False)["mse_1e3"] == pytest.approx(expect)
+    assert M.mse_display(np.full((4, 4, 3), 3.0), np.full((4, 4, 3), 1.0)) == 0.0
 
 
 def test_psnr_ssim_use_display_encoding_and_data_range_one():
@@ -139,7 +154,8 @@ def test_pu21_encoding_anchor():
 
 def test_metric_names_cover_all_keys():
     gt = _render(24, 32)
-    keys = set(M.render_metrics(gt, gt, vdp=False)) | set(M.pano_metrics(gt, gt)) | {"vdp_jod", "flip"}
+    keys = (set(M.render_metrics(gt, gt, vdp=False)) | set(M.pano_metrics(gt, gt)) | {"vdp_jod", "flip"}
+            | set(M.light_metrics(gt, gt)))
     assert keys == set(M.METRIC_NAMES) == set(M.HIGHER_IS_BETTER)
     assert M.METRIC_NAMES["vdp_jod"] == "VDP (ColorVideoVDP JOD)"
     assert not any("HDR-VDP" in n for n in M.METRIC_NAMES.values())

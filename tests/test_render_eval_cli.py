@@ -146,7 +146,7 @@ def test_model_method_and_model_size_change_recomputes_only_that_method(hdr_dir,
     item = out / "items" / "p0"
     assert main(args + ["--model-size", "64x32"]) == 0
     first = {m: json.loads((item / f"{m}.json").read_text()) for m in ("ldr", "tiny")}
-    assert first["tiny"]["status"] == "ok" and first["tiny"]["signature"].endswith("@64x32")
+    assert first["tiny"]["status"] == "ok" and "@64x32|render:" in first["tiny"]["signature"]
     stamps = {m: (item / f"{m}.json").stat().st_mtime_ns for m in ("ldr", "tiny")}
     assert main(args + ["--model-size", "64x32"]) == 0  # same definition: nothing recomputed
     assert stamps == {m: (item / f"{m}.json").stat().st_mtime_ns for m in ("ldr", "tiny")}
@@ -154,8 +154,11 @@ def test_model_method_and_model_size_change_recomputes_only_that_method(hdr_dir,
     second = {m: json.loads((item / f"{m}.json").read_text()) for m in ("ldr", "tiny")}
     assert (item / "ldr.json").stat().st_mtime_ns == stamps["ldr"] and second["ldr"] == first["ldr"]
     assert (item / "tiny.json").stat().st_mtime_ns != stamps["tiny"]
-    assert second["tiny"]["status"] == "ok" and second["tiny"]["signature"].endswith("@128x64")
+    assert second["tiny"]["status"] == "ok" and "@128x64|render:" in second["tiny"]["signature"]
     assert "| tiny | " in (out / "summary.md").read_text().split("Paired differences against `ldr`")[1]
+    stamps = {m: (item / f"{m}.json").stat().st_mtime_ns for m in ("ldr", "tiny")}
+    assert main(args + ["--model-size", "128x64", "--samples", "5"]) == 0  # other render settings: every row redone
+    assert all((item / f"{m}.json").stat().st_mtime_ns != stamps[m] for m in ("ldr", "tiny"))
     assert main(args + ["--model-size", "bad"]) == 2
 
 

@@ -1,0 +1,153 @@
+"""What a panorama lights a scene with: irradiance over a set of normals, and its brightest light.
+
+No rendering: a few matrix products on the panorama shrunk to :data:`LIGHT_SIZE`, in torch (differentiable with
+respect to the panorama, so a training loss can use the same terms) with numpy wrappers for evaluation.
+
+Conventions (as :mod:`hdr_core.projections`): an ``h x 2h`` equirectangular panorama, pixel ``(row, col)`` at zenith
+angle ``theta = (row + 0.5) pi / h`` and azimuth ``phi = (col + 0.5) pi / h``; direction
+``(sin theta cos phi, sin theta sin phi, cos theta)`` with +Z up. Pixel solid angle ``(pi / h)^2 sin theta``
+(the whole sphere sums to 4 pi up to the midpoint rule). Light is measured as luminance (Rec. 709 weights).
+
+* **Irradiance** ``E(n) = sum_w L(w) max(0, n . w) dw`` for each of the 26 :data:`NORMALS` (the faces, edges and
+  corners of a cube: up, down, the horizon in 8 directions and 16 in between), i.e. what a white Lambertian
+  surface facing ``n`` receives.
+* **Brightest light**: the peak of the luminance (smoothed by a 3x3 box at the working size, so a single hot pixel
+  does not win), and the light inside a cap of :data:`PEAK_CAP_DEG` around it: its energy ``sum L dw`` and its
+  direction (the energy-weighted mean direction in the cap). For a sunny sky this is the sun and its aureole; for a
+  room, the brightest lamp or window.
+
+:func:`light_accuracy` compares a (calibrated) prediction with the (calibrated) ground truth in those terms, in
+stops (log2): ``irr_err`` mean ``|log2 E_pred(n) / E_gt(n)|`` over the normals (1.0 = on average a factor 2 off),
+``irr_bias`` the signed mean (+1.2 = the light is 2^1.2 = 2.3x too bright), ``light_angle`` degrees between the two
+brightest lights' directions, ``peak_err`` / ``peak_bias`` ``|log2|`` / ``log2`` of the energy ratio of the
+brightest lights.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["LIGHT_METRICS", "LIGHT_SIZE", "NORMALS", "PEAK_CAP_DEG", "brightest_light", "irradiance",
+           "light_accuracy", "light_stats", "pano_directions"]
+
+#: Working size (width, height) the panorama is area-averaged to before any light is measured.
+LIGHT_SIZE = (128, 64)
+#: Half-angle (degrees) of the cap around the luminance peak whose light is "the brightest light".
+PEAK_CAP_DEG = 10.0
+#: Rec. 709 luminance weights.
+_LUMA = (0.2126, 0.7152, 0.0722)
+#: Keys of :func:`light_accuracy`.
+LIGHT_METRICS = ("irr_err", "irr_bias", "light_angle", "peak_err", "peak_bias")
+_EPS = 1e-12
+
+
+def _cube_normals() -> np.ndarray:
+    """The 26 unit directions to the faces, edges and corners of a cube (z up)."""
+    dirs = [v for v in itertools.product((-1, 0, 1), repeat=3) if any(v)]
+    a = np.array(dirs, dtype=np.float64)
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+#: Surface normals the irradiance is measured for (26 x 3, unit, z up).
+NORMALS = _cube_normals()
+
+
+def pano_directions(height: int, dtype: torch.dtype = torch.float64,
+                    device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """Unit directions (``h x 2h x 3``) and solid angles (``h x 2h``) of an ``h x 2h`` panorama's pixels."""
+    w = 2 * height
+    theta = (torch.arange(height, dtype=torch.float64) + 0.5) * math.pi / height
+    phi = (torch.arange(w, dtype=torch.float64) + 0.5) * math.pi / height
+    st, ct = torch.sin(theta)[:, None], torch.cos(theta)[:, None]
+    d = torch.stack([st * torch.cos(phi)[None], st * torch.sin(phi)[None], ct.expand(height, w)], dim=-1)
+    omega = (math.pi / height) ** 2 * st.expand(height, w)
+    return d.to(device=device, dtype=dtype), omega.to(device=device, dtype=dtype)
+
+
+def _luminance_small(pano: Tensor) -> Tensor:
+    """``B x 3 x H x W`` (or ``3 x H x W``) linear equirectangular RGB (any size: an equirectangular image covers
+    the whole sphere), or ``B x 1 x H x W`` luminance, -> ``B x h x 2h`` luminance at :data:`LIGHT_SIZE`."""
+    if pano.ndim == 3:
+        pano = pano[None]
+    if pano.ndim != 4 or pano.shape[1] not in (1, 3):
+        raise ValueError(f"expected a B x 3 x H x W panorama, got shape {tuple(pano.shape)}")
+    w, h = LIGHT_SIZE
+    if pano.shape[1] == 1:  # already luminance
+        lum = pano.clamp_min(0)
+    else:
+        weights = torch.tensor(_LUMA, dtype=pano.dtype, device=pano.device).view(1, 3, 1, 1)
+        lum = (pano.clamp_min(0) * weights).sum(1, keepdim=True)
+    if lum.shape[-2:] != (h, w):
+        lum = F.interpolate(lum, size=(h, w), mode="area")  # area average: keeps the energy of a small sun
+    return lum[:, 0]
+
+
+def irradiance(pano: Tensor, normals: np.ndarray | Tensor = NORMALS) -> Tensor:
+    """Luminance irradiance ``B x N`` a panorama casts on surfaces facing each of ``normals`` (``N x 3``)."""
+    lum = _luminance_small(pano)
+    d, omega = pano_directions(lum.shape[-2], lum.dtype, lum.device)
+    n = torch.as_tensor(normals, dtype=lum.dtype, device=lum.device)
+    lobe = (d.reshape(-1, 3) @ n.T).clamp_min(0) * omega.reshape(-1, 1)  # (h*w) x N
+    return lum.reshape(lum.shape[0], -1) @ lobe
+
+
+def brightest_light(pano: Tensor, cap_deg: float = PEAK_CAP_DEG) -> tuple[Tensor, Tensor]:
+    """Energy (``B``) and unit direction (``B x 3``) of the light in a cap around each panorama's luminance peak.
+
+    The peak is found on the luminance smoothed by a 3x3 box (columns wrap, rows clamp); it is not differentiable,
+    the energy and direction inside the cap are.
+    """
+    lum = _luminance_small(pano)
+    d, omega = pano_directions(lum.shape[-2], lum.dtype, lum.device)
+    with torch.no_grad():
+        padded = F.pad(F.pad(lum[:, None], (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1), mode="replicate")
+        smooth = F.avg_pool2d(padded, 3, stride=1)[:, 0]
+        peak = d.reshape(-1, 3)[smooth.reshape(smooth.shape[0], -1).argmax(1)]  # B x 3
+        cap = ((d.reshape(1, -1, 3) * peak[:, None]).sum(-1) >= math.cos(math.radians(cap_deg))).to(lum.dtype)
+    e = lum.reshape(lum.shape[0], -1) * omega.reshape(1, -1) * cap  # B x (h*w)
+    energy = e.sum(1)
+    vec = (e[:, :, None] * d.reshape(1, -1, 3)).sum(1)  # not a GEMM: rows with equal data sum exactly alike
+    direction = vec / vec.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    return energy, direction
+
+
+def light_stats(pano: Tensor) -> dict[str, Tensor]:
+    """``irradiance`` (``B x 26``), ``peak_energy`` (``B``) and ``peak_dir`` (``B x 3``) of panoramas
+    (``B x 3 x H x W`` RGB or ``B x 1 x H x W`` luminance)."""
+    energy, direction = brightest_light(pano)
+    return {"irradiance": irradiance(pano), "peak_energy": energy, "peak_dir": direction}
+
+
+def _as_tensor(img) -> Tensor:
+    """``H x W x 3`` numpy (or a ``B x 3 x H x W`` tensor) -> ``B x 3 x H x W`` float64 tensor."""
+    if isinstance(img, Tensor):
+        return img.double()
+    a = np.asarray(img, dtype=np.float64)
+    if a.ndim != 3 or a.shape[-1] != 3:
+        raise ValueError(f"expected an H x W x 3 panorama, got shape {a.shape}")
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
+
+
+def light_accuracy(pred, gt) -> dict[str, float]:
+    """How far a predicted panorama's light is from the ground truth's (module docstring; stops and degrees).
+
+    Args:
+        pred, gt: ``H x W x 3`` linear equirectangular panoramas (any sizes), both calibrated to the same LDR input.
+
+    Returns:
+        ``irr_err``, ``irr_bias``, ``light_angle``, ``peak_err``, ``peak_bias``.
+    """
+    # Both in one batch: the same kernels sum both, so equal panoramas give exactly equal figures.
+    both = light_stats(torch.cat([_luminance_small(_as_tensor(pred)), _luminance_small(_as_tensor(gt))])[:, None])
+    r = torch.log2((both["irradiance"][0] + _EPS) / (both["irradiance"][1] + _EPS))
+    pr = float(torch.log2((both["peak_energy"][0] + _EPS) / (both["peak_energy"][1] + _EPS)))
+    a, b = both["peak_dir"]
+    angle = math.degrees(2 * math.atan2(float((a - b).norm()), float((a + b).norm())))  # stable, exactly 0 at a = b
+    return {"irr_err": float(r.abs().mean()), "irr_bias": float(r.mean()),
+            "light_angle": angle, "peak_err": abs(pr), "peak_bias": pr}

@@ -1,0 +1,96 @@
+"""The benchmark's ground truth passes through the method path unchanged, whatever its file format, and the
+light-accuracy table is computed without rendering."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import synthetic_panorama
+
+from hdr_core.io import read_hdr, write_exr, write_hdr
+from render_eval.pipeline import calibrate_to
+
+
+def _rows(out):
+    with open(out / "results.csv") as f:
+        return {(r["stem"], r["method"], r["metric"]): r["value"] for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="module")
+def awkward_panoramas(tmp_path_factory):
+    """Panoramas the old method path altered: a half EXR peaking at the half-float ceiling, an RGBE file whose sun
+    is far above it (as in real 1k Radiance files), and a float EXR of an odd, not-2:1 size."""
+    d = tmp_path_factory.mktemp("awkward")
+    half = synthetic_panorama(32, 3)
+    half *= 65504.0 / half.max()
+    write_exr(d / "half_ceiling.exr", half, half=True)
+    rgbe = synthetic_panorama(32, 4)
+    rgbe[5:7, 20:22] = 3.0e6
+    write_hdr(d / "rgbe_sun.hdr", rgbe)
+    write_exr(d / "odd_size.exr", synthetic_panorama(33, 5)[:, :61])
+    return d
+
+
+def test_calibrate_to_keeps_values_above_the_half_float_ceiling():
+    pano = np.ones((8, 16, 3), np.float32)
+    pano[2, 3] = 5e6
+    ldr_lin = np.minimum(pano * 0.5, 1.0)  # the sun saturates the LDR; everything else is half the HDR
+    cal = calibrate_to(pano, ldr_lin)
+    assert cal.dtype == np.float32 and cal.max() == pytest.approx(2.5e6) and np.all(np.isfinite(cal))
+    assert np.array_equal(calibrate_to(pano.copy(), ldr_lin), cal)  # one deterministic path
+
+
+def test_awkward_files_really_exceed_half_range(awkward_panoramas):
+    assert read_hdr(awkward_panoramas / "half_ceiling.exr").max() == pytest.approx(65504)
+    assert read_hdr(awkward_panoramas / "rgbe_sun.hdr").max() > 1e6
+
+
+@pytest.mark.slow
+def test_gt_row_is_exact_on_every_format(awkward_panoramas, tmp_path):
+    pytest.importorskip("bpy")
+    from render_eval.__main__ import main
+
+    out = tmp_path / "out"
+    args = ["--from-hdr", str(awkward_panoramas), "--method", "gt", "--method", "ldr", "--out", str(out),
+            "--resolution", "48x27", "--samples", "4", "--no-progress", "--no-report"]
+    assert main(args) == 0
+    rows = _rows(out)
+    for stem in ("half_ceiling", "rgbe_sun", "odd_size"):
+        assert rows[(stem, "gt", "psnr")] == "inf", stem
+        assert float(rows[(stem, "gt", "mse_1e3")]) == 0.0 and float(rows[(stem, "gt", "mse_hdr_1e3")]) == 0.0
+        assert float(rows[(stem, "gt", "vdp_jod")]) == pytest.approx(10.0, abs=1e-6), stem
+        # light is measured with BLAS sums: equal to 0 up to float rounding
+        assert float(rows[(stem, "gt", "irr_err")]) < 1e-9 and float(rows[(stem, "gt", "light_angle")]) < 1e-9
+        assert float(rows[(stem, "noise floor", "mse_hdr_1e3")]) > 0  # another seed does differ
+    # The predictions folder keeps the calibrated GT as float32, the sun included.
+    saved = read_hdr(out / "predictions" / "gt" / "rgbe_sun.exr")
+    assert saved.max() > 65504
+    summary = (out / "summary.md").read_text()
+    assert "## Light accuracy" in summary and "irradiance error (stops)" in summary
+
+
+def test_no_render_mode_gives_the_light_table_without_blender_renders(tmp_path):
+    pytest.importorskip("scipy")
+    from render_eval.__main__ import main
+
+    d = tmp_path / "hdr"
+    d.mkdir()
+    for i in range(3):
+        write_exr(d / f"p{i}.exr", synthetic_panorama(32, 20 + i))
+    out = tmp_path / "out"
+    assert main(["--from-hdr", str(d), "--method", "gt", "--method", "ldr", "--method", "koeo", "--out", str(out),
+                 "--no-render", "--no-progress", "--paired-ref", "ldr"]) == 0
+    assert not (out / "cache").exists()  # nothing was rendered
+    rows = _rows(out)
+    assert ("p0", "gt", "psnr") not in rows and ("p0", "noise floor", "psnr") not in rows
+    assert float(rows[("p0", "gt", "irr_err")]) < 1e-9
+    # The LDR clips its sun: its brightest light is too weak and its irradiance too dark.
+    assert float(rows[("p0", "ldr", "peak_bias")]) < -1 and float(rows[("p0", "ldr", "irr_bias")]) < 0
+    summary = (out / "summary.md").read_text()
+    assert "## Light accuracy" in summary and "## Renders" not in summary
+    assert "Wilcoxon" in summary and "| koeo |" in summary
+    html = (out / "report.html").read_text()
+    assert "Light accuracy" in html and "too dark" in html and (out / "plots" / "per_panorama_irr_bias.png").is_file()
+    meta = json.loads((out / "summary.json").read_text())
+    assert any("irr_err" in e for e in meta["paired"])
