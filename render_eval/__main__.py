@@ -13,7 +13,13 @@ and hdr_core models run here)::
 Scale-out: ``--jobs N`` evaluates panoramas in N processes; ``--shard I/N`` (I from 0) evaluates every N-th
 panorama, e.g. one per cluster array task, all writing the same ``--out`` (or separate ones), and
 ``python -m render_eval merge OUT [SHARD_OUT ...]`` writes the tables and report of the union. A killed run
-resumes from its per-item results and render cache. The same arguments work inside Blender:
+resumes from its per-item results and render cache.
+
+LDR styles (from-HDR mode): ``--ldr-style virtual,mdk08,...`` scores every method on the LDR inputs of each style
+of :mod:`hdr_core.looks` (the paper's virtual camera, the display-adaptive TMO, phone-like looks): each style is a
+complete benchmark in ``OUT/<style>/`` (one style: ``OUT`` itself), all sharing one render cache, and
+``OUT/summary.md`` has one table set per style. ``--no-render`` computes only the panorama and light-accuracy tables
+(no Blender; seconds for the whole set). The same arguments work inside Blender:
 ``blender -b --python render_eval/run.py -- ARGS``.
 """
 
@@ -47,15 +53,17 @@ from render_eval.report import (
     run_context,
     write_report,
     write_results_csv,
+    write_styles_summary,
     write_summary,
 )
 
 
-def make_inputs(hdr_dir: Path, out: Path, base_seed: int) -> tuple[Path, Path]:
-    """From-HDR mode: write ``out/inputs/ldr/<stem>.png`` (virtual camera) for every panorama in ``hdr_dir``."""
+def make_inputs(hdr_dir: Path, out: Path, base_seed: int, style: str = "virtual") -> tuple[Path, Path]:
+    """From-HDR mode: write ``out/inputs/ldr/<stem>.png`` in LDR ``style`` (:func:`hdr_core.looks.make_ldr`; the
+    default is the virtual camera) for every panorama in ``hdr_dir``, with the drawn parameters beside it."""
     import numpy as np
+    from hdr_core.looks import make_ldr
 
-    from hdr_core.camera import virtual_camera
     from hdr_core.errors import ImageError
     from hdr_core.io import read_hdr, write_ldr
 
@@ -68,12 +76,12 @@ def make_inputs(hdr_dir: Path, out: Path, base_seed: int) -> tuple[Path, Path]:
         if dest.exists():
             continue
         try:
-            ldr, params = virtual_camera(read_hdr(f), camera_seed(f.stem, base_seed))
+            ldr, params = make_ldr(read_hdr(f), style, camera_seed(f.stem, base_seed))
         except (ImageError, ValueError) as e:
             print(f"skipped {e}", file=sys.stderr)
             continue
         write_ldr(dest, ldr.astype(np.float32) / 255.0)
-        (ldr_dir / f"{f.stem}.camera.json").write_text(json.dumps(params.to_dict(), indent=1))
+        (ldr_dir / f"{f.stem}.camera.json").write_text(json.dumps(params, indent=1, default=float))
     return hdr_dir, ldr_dir
 
 
@@ -101,15 +109,17 @@ def method_order(methods: list[Method]) -> list[str]:
 
 
 def finish(rows: list[dict], order: list[str], out: Path, context: dict, report: bool = True,
-           paired_ref: str | None = None) -> None:
+           paired_ref: str | None = None) -> dict:
+    """Write results.csv, the summaries (and report.html); return what summary.json holds."""
     write_results_csv(rows, out / "results.csv")
     summary = summarize(rows, ALL_METRICS)
     paired = paired_differences(rows, paired_ref, PAIRED_METRICS) if paired_ref else []
     write_summary(summary, order, out, context, paired)
     if report:
         write_report(rows, summary, order, out, context)
-    (out / "summary.json").write_text(json.dumps({"order": order, "summary": summary, "paired": paired,
-                                                  "context": context}, indent=1, default=str))
+    result = {"order": order, "summary": summary, "paired": paired, "context": context}
+    (out / "summary.json").write_text(json.dumps(result, indent=1, default=str))
+    return result
 
 
 def merge(out: Path, others: list[Path]) -> int:
@@ -144,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--ldr", help="folder of the LDR inputs (<stem>.png|.jpg)")
     src.add_argument("--from-hdr", help="make the LDR inputs from these HDR panoramas with the virtual camera")
     src.add_argument("--camera-seed", type=int, default=0, help="base seed of the virtual camera (from-HDR mode)")
+    src.add_argument("--ldr-style", default="virtual", metavar="NAME[,NAME...]",
+                     help="from-HDR mode: LDR style(s) of hdr_core.looks to make the inputs in (default: virtual); "
+                     "several: one benchmark per style in OUT/<style>/ and one table set per style in OUT/summary.md")
     src.add_argument("--method", action="append", default=[], metavar="SPEC",
                      help="NAME=DIR | baseline NAME (ldr, akyuz, masia, koeo) | NAME=model[:WEIGHTS] | gt")
     ap.add_argument("--out", required=True, help="output folder")
@@ -190,16 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error("two --method entries share a name")
         if args.paired_ref and args.paired_ref not in {m.name for m in methods}:
             ap.error(f"--paired-ref {args.paired_ref}: not one of the --method names")
-        if args.from_hdr:
-            gt_dir, ldr_dir = make_inputs(Path(args.from_hdr), out, args.camera_seed)
-        elif args.gt and args.ldr:
-            gt_dir, ldr_dir = Path(args.gt), Path(args.ldr)
-        else:
+        styles = parse_styles(args.ldr_style)
+        if not args.from_hdr and not (args.gt and args.ldr):
             ap.error("give --gt and --ldr, or --from-hdr")
-        items, problems = discover(gt_dir, ldr_dir)
-        if args.shard:
-            i, n = (int(v) for v in args.shard.split("/"))
-            items = shard(items, i, n)
+        if not args.from_hdr and args.ldr_style != "virtual":
+            ap.error("--ldr-style needs --from-hdr (with --gt/--ldr the LDR inputs are given)")
         settings = settings_from_args(args)
         model_size = None
         if args.model_size:
@@ -209,24 +217,64 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    for p in problems:
-        print(f"warning: {p['stem']}: {p['status']}", file=sys.stderr)
+    if not args.no_render:
+        from render_eval.render import check_supported
+        from render_eval.settings import RenderSettings
+
+        try:
+            check_supported(RenderSettings.from_dict(settings))
+        except RuntimeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     order = method_order(methods)
-    out.mkdir(parents=True, exist_ok=True)
     command = "python -m render_eval " + " ".join(shlex.quote(a) for a in argv)
-    (out / "run.json").write_text(json.dumps({"settings": settings, "order": order, "command": command,
-                                              "paired_ref": args.paired_ref,
-                                              "methods": [m.__dict__ for m in methods]}, indent=1))
-    opts = Options(out=out, settings=settings, vdp=not args.no_vdp, flip=args.flip,
-                   noise_floor=not args.no_noise_floor, threads=args.threads, model_size=model_size,
-                   render=not args.no_render)
-    rows = run(items, methods, opts, jobs=args.jobs, progress=not args.no_progress)
-    finish(rows, order, out, run_context(settings, command), report=not args.no_report, paired_ref=args.paired_ref)
-    failed = [r for r in rows if r.get("status") != "ok"]
+    failed, per_style = [], {}
+    for style in styles if args.from_hdr else [None]:
+        style_out = out / style if style is not None and len(styles) > 1 else out
+        try:
+            if args.from_hdr:
+                gt_dir, ldr_dir = make_inputs(Path(args.from_hdr), style_out, args.camera_seed, style)
+            else:
+                gt_dir, ldr_dir = Path(args.gt), Path(args.ldr)
+            items, problems = discover(gt_dir, ldr_dir)
+            if args.shard:
+                i, n = (int(v) for v in args.shard.split("/"))
+                items = shard(items, i, n)
+        except (ValueError, FileNotFoundError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        for p in problems:
+            print(f"warning: {p['stem']}: {p['status']}", file=sys.stderr)
+        style_out.mkdir(parents=True, exist_ok=True)
+        (style_out / "run.json").write_text(json.dumps({"settings": settings, "order": order, "command": command,
+                                                        "paired_ref": args.paired_ref, "ldr_style": style,
+                                                        "methods": [m.__dict__ for m in methods]}, indent=1))
+        opts = Options(out=style_out, settings=settings, vdp=not args.no_vdp, flip=args.flip,
+                       noise_floor=not args.no_noise_floor, threads=args.threads, model_size=model_size,
+                       render=not args.no_render, cache_dir=out / "cache")
+        rows = run(items, methods, opts, jobs=args.jobs, progress=not args.no_progress)
+        context = {**run_context(settings, command), "ldr_style": style}
+        per_style[style] = finish(rows, order, style_out, context, report=not args.no_report,
+                                  paired_ref=args.paired_ref)
+        failed += [r for r in rows if r.get("status") != "ok"]
+    if len(per_style) > 1:
+        write_styles_summary(per_style, order, out, {**run_context(settings, command), "ldr_styles": styles},
+                             report=not args.no_report)
     for r in failed:
         print(f"failed: {r['stem']} / {r['method']}: {r['status']}", file=sys.stderr)
     print((out / "summary.md").read_text())
     return 1 if failed else 0
+
+
+def parse_styles(spec: str) -> list[str]:
+    """``--ldr-style a,b``: the style names, checked against :data:`hdr_core.looks.LDR_STYLES`."""
+    from hdr_core.looks import LDR_STYLES
+
+    styles = [s.strip() for s in spec.split(",") if s.strip()]
+    bad = [s for s in styles if s not in LDR_STYLES]
+    if not styles or bad or len(set(styles)) != len(styles):
+        raise ValueError(f"--ldr-style {spec!r}: give distinct names among {', '.join(LDR_STYLES)}")
+    return styles
 
 
 __all__ = ["main", "Item", "read_results_csv"]

@@ -44,6 +44,7 @@ class Options:
     threads: int | None = None
     model_size: tuple[int, int] | None = None  #: working size (w, h) of hdr_core models; None = each model's own
     render: bool = True  #: False: panorama and light-accuracy metrics only (no Blender, seconds per panorama)
+    cache_dir: Path | None = None  #: the render cache (default ``out/cache``; LDR styles share one)
 
 
 def discover(gt_dir: str | Path, ldr_dir: str | Path) -> tuple[list[Item], list[dict]]:
@@ -161,7 +162,7 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
         return list(cached.values())
     if item.ldr is None:
         return [{"stem": item.stem, "method": n, "status": "missing LDR input"} for n in names]
-    cache = cache or (RenderCache(out / "cache") if opts.render else None)
+    cache = cache or (RenderCache(opts.cache_dir or out / "cache") if opts.render else None)
     runner = runner or MethodRunner(opts.threads, opts.model_size)
     try:
         ldr, _ = read_ldr(item.ldr)
@@ -228,11 +229,17 @@ def _worker_evaluate(item: Item, methods: list[Method], opts: Options) -> list[d
     """Process-pool entry: one MethodRunner and RenderCache per worker process."""
     from render_eval.render import RenderCache
 
-    if "runner" not in _WORKER:
-        _WORKER["runner"] = MethodRunner(opts.threads, opts.model_size)
-        _WORKER["cache"] = RenderCache(opts.out / "cache")
+    runner_key = (opts.threads, opts.model_size)
+    if _WORKER.get("runner_key") != runner_key:
+        _WORKER["runner"], _WORKER["runner_key"] = MethodRunner(opts.threads, opts.model_size), runner_key
+    cache = None
+    if opts.render:
+        folder = Path(opts.cache_dir or opts.out / "cache").resolve()
+        if _WORKER.get("cache_dir") != folder:
+            _WORKER["cache"], _WORKER["cache_dir"] = RenderCache(folder), folder
+        cache = _WORKER["cache"]
     try:
-        return evaluate_item(item, methods, opts, _WORKER["runner"], _WORKER["cache"])
+        return evaluate_item(item, methods, opts, _WORKER["runner"], cache)
     except Exception as e:  # a crash in one item must not lose the others; it is reported, never averaged
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
         return [{"stem": item.stem, "method": m.name, "status": f"crashed: {e!r} ({tb})"} for m in methods]

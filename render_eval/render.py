@@ -26,8 +26,8 @@ from typing import Any
 
 from render_eval.settings import RenderSettings
 
-__all__ = ["RenderCache", "noise_floor", "panorama_digest", "render_current_scene", "render_current_scene_array",
-           "render_panorama", "render_stats", "render_to_file"]
+__all__ = ["RenderCache", "check_supported", "noise_floor", "panorama_digest", "render_current_scene",
+           "render_current_scene_array", "render_panorama", "render_stats", "render_to_file"]
 
 _CACHE_VERSION = b"render_eval.cache/1"
 _stats = {"renders": 0, "builds": 0}
@@ -65,6 +65,18 @@ def _ensure_scene(settings: RenderSettings) -> Any:
         sc.build_four_ball_scene(settings, key=key)
         _stats["builds"] += 1
     return bpy.context.scene
+
+
+def check_supported(settings: RenderSettings) -> None:
+    """Raise RuntimeError (one line, with the way out) if this Blender cannot render ``settings``."""
+    _import_bpy()
+    from render_eval import blender_compat as bc
+
+    if settings.denoiser is not None and settings.denoiser not in bc.available_denoisers():
+        version = ".".join(map(str, bc.blender_version()))
+        raise RuntimeError(f"this Blender ({version}) has no {settings.denoiser}, which the render settings use; run "
+                           "with the bpy wheel or an official Blender build, or pass --set denoiser=null (other "
+                           "settings: numbers not comparable with the defaults')")
 
 
 def render_to_file(hdr: Any, settings: RenderSettings | None = None, out_exr: str | os.PathLike | None = None,

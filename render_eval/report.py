@@ -190,6 +190,30 @@ def write_summary(summary: list[dict], order: list[str], out: Path, context: dic
     atomic_write_text(out / "summary.md", "\n".join(lines))
 
 
+def write_styles_summary(per_style: dict[str, dict], order: list[str], out: Path, context: dict,
+                         report: bool = True) -> None:
+    """``out/summary.md`` (one set of tables per LDR style), ``out/summary.json`` and an index ``report.html``
+    linking each style's own report. ``per_style`` maps a style to its benchmark's summary.json content."""
+    lines = ["# render_eval summary: one benchmark per LDR style", "",
+             "Every method scored on LDR inputs made from the same HDR panoramas in each style "
+             f"(`hdr_core.looks`): {', '.join(f'`{s}`' for s in per_style)}. Each style's full outputs (results.csv, "
+             "report.html, visuals) are in `<style>/`; the renders share one cache.", ""]
+    for style, res in per_style.items():
+        lines += [f"## LDR style: {style}", ""]
+        lines += summary_sections(res["summary"], order, res["paired"], level="###") + [""]
+    lines += ["## Run", "", "```", json.dumps(context, indent=2), "```", ""]
+    atomic_write_text(out / "summary.md", "\n".join(lines))
+    atomic_write_text(out / "summary.json", json.dumps({"order": order, "styles": per_style, "context": context},
+                                                       indent=1, default=str))
+    if report:
+        esc = html.escape
+        items = "".join(f"<li><a href='{esc(s)}/report.html'>{esc(s)}</a></li>" for s in per_style)
+        doc = (f"<!doctype html><html><head><meta charset=utf-8><title>render_eval report</title></head><body>"
+               f"<h1>render_eval: one benchmark per LDR style</h1><ul>{items}</ul>"
+               f"<pre>{esc(json.dumps(context, indent=2))}</pre>{_CHECK_SCRIPT}</body></html>")
+        atomic_write_text(out / "report.html", doc)
+
+
 def _plt():
     import matplotlib
 
