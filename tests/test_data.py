@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from hdr_core import looks as L
 from hdr_core.calibration import TAU
 from hdr_core.data.pairs import PairConfig, PairDataset, find_hdr_files
 from hdr_core.data.splits import SplitViolation, check_training_files, filter_training_files
@@ -163,7 +164,7 @@ def test_validation_groups_hold_out_whole_site_groups(tmp_path):
 
 
 def test_the_repos_validation_groups_file_is_valid():
-    g = load_validation_groups(REPO / "configs" / "validation_groups.yaml")
+    g = load_validation_groups(REPO / "configs" / "data" / "validation_groups.yaml")
     assert len(g["groups"]["sunny_outdoor"]) >= 3 and len(g["groups"]["indoor"]) >= 3 and g["groups"]["night"]
 
 
@@ -178,3 +179,32 @@ def test_prefer_the_larger_pmndrs_originals(tmp_path):
     assert sorted(f.parent.name + "/" + f.stem for f in kept) == ["npm/bridge", "orig/hall", "orig/lab", "orig/park"]
     assert sorted(f.parent.name for f in dropped) == ["npm"] * 3
     assert entries_for(kept)[orig / "lab.hdr"]["folder"] == str(orig)
+
+
+def test_style_mix_keeps_the_virtual_pairs_and_draws_styles_per_pair():
+    base = PairConfig(mode="crop", crop_size=24, store_height=32)
+    default = PairDataset(_panos(), base, length=40, seed=3)
+    same = PairDataset(_panos(), PairConfig(mode="crop", crop_size=24, store_height=32,
+                                            ldr_styles={"virtual": 1.0}), length=40, seed=3)
+    mixed = PairDataset(_panos(), PairConfig(mode="crop", crop_size=24, store_height=32,
+                                             ldr_styles={"virtual": 0.5, "mdk08": 0.3, "camera360": 0.2}),
+                        length=40, seed=3)
+    styles = [mixed.style_of(i) for i in range(40)]
+    assert set(styles) == {"virtual", "mdk08", "camera360"} and styles == [mixed.style_of(i) for i in range(40)]
+    for i in range(8):
+        a, b, m = default[i], same[i], mixed[i]
+        assert torch.equal(a["ldr"], b["ldr"]) and torch.equal(a["hdr"], b["hdr"])
+        assert m["style"].item() == L.LDR_STYLES.index(styles[i])
+        if styles[i] == "virtual":  # a mix does not move the virtual camera's pairs
+            assert torch.equal(m["ldr"], a["ldr"]) and torch.equal(m["crf"], a["crf"])
+        else:
+            assert not torch.equal(m["ldr"], a["ldr"]) and torch.isnan(m["crf"]).all()
+            lin, hdr = m["ldr"].numpy(), m["hdr"].numpy()
+            mask = lin.mean(0) < TAU
+            assert hdr[:, mask].sum() == pytest.approx(lin[:, mask].sum(), rel=1e-4)  # calibrated to its LDR
+    fixed = PairDataset(_panos(), PairConfig(mode="crop", crop_size=24, store_height=32, style="filmic"), 3, seed=3)
+    assert all(fixed.style_of(i) == "filmic" for i in range(3))
+    with pytest.raises(ValueError, match="unknown style"):
+        PairConfig(ldr_styles={"sepia": 1.0})
+    with pytest.raises(ValueError, match="positive sum"):
+        PairConfig(ldr_styles={"virtual": 0.0})

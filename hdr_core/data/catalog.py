@@ -12,7 +12,7 @@ Two real folders feed training (``../shared/data/``, or what ``python -m hdr_cor
 ``site_group``, ``licence``, ``source``, ...), whatever the folder's origin: it is what ``training.json`` records
 and what the split rules (:mod:`hdr_core.data.splits`) and the validation groups work on.
 
-The validation groups file (``configs/validation_groups.yaml``) names whole site groups per class; it is fixed
+The validation groups file (``configs/data/validation_groups.yaml``) names whole site groups per class; it is fixed
 before training and loaded by :func:`load_validation_groups`, which checks it covers at least
 :data:`VALIDATION_MINIMUM` groups of each class.
 """
