@@ -86,7 +86,8 @@ def auto_exposure(hdr: np.ndarray, dynamic_range_ev: float, sigma: float, n: flo
     return float(2.0 ** (0.5 * (lo + hi)))
 
 
-def _jpeg(ldr: np.ndarray, quality: int) -> np.ndarray:
+def jpeg_roundtrip(ldr: np.ndarray, quality: int) -> np.ndarray:
+    """Encode an 8-bit RGB image as JPEG at ``quality`` (OpenCV, 4:2:0) and decode it again."""
     import cv2
 
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(ldr[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
@@ -130,6 +131,6 @@ def virtual_camera(hdr: np.ndarray, rng: np.random.Generator | int | None = None
     jpeg_quality = fixed["jpeg_quality"] if "jpeg_quality" in fixed else (quality if use_jpeg else None)
     ldr = quantize_8bit(expose(np.maximum(hdr, 0.0), exposure, dr, sigma, n))
     if jpeg_quality is not None:
-        ldr = _jpeg(ldr, jpeg_quality)
+        ldr = jpeg_roundtrip(ldr, jpeg_quality)
     clipped = float((ldr.max(axis=-1) == 255).mean())
     return ldr, CameraParams(float(dr), float(exposure), float(sigma), float(n), jpeg_quality, clipped)

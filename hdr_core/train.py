@@ -36,8 +36,9 @@ import yaml
 
 from hdr_core.camera import CameraConfig
 from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text, save_model
-from hdr_core.data.pairs import PairConfig, PairDataset, find_hdr_files, load_panoramas
-from hdr_core.data.splits import check_training_files, filter_training_files
+from hdr_core.data.catalog import ManifestError, entries_for, load_validation_groups, prefer_originals, split_by_groups
+from hdr_core.data.pairs import PairConfig, PairDataset, check_styles, find_hdr_files, load_panoramas
+from hdr_core.data.splits import check_site_groups, check_training_files, filter_training_files
 from hdr_core.losses import lanet_loss, log_mse, pano_masked_loss, si_mse
 from hdr_core.masks import segmentation_labels
 from hdr_core.models import create_model
@@ -55,11 +56,18 @@ class TrainConfig:
     # data
     data: list[str] = field(default_factory=list)  #: folders or files of HDR panoramas (.hdr/.exr)
     val_scenes: list[str] = field(default_factory=list)  #: file stems held out for validation
+    #: a validation groups file (``configs/data/validation_groups.yaml``): its whole site groups are the validation set
+    #: (replaces ``val_scenes``)
+    val_groups_file: str = ""
     stage: str = "crop"  #: crop (stage 1) | pano (stage 2)
     crop_size: int = 256
     pano_height: int = 256
     store_height: int = 512
     jpeg_prob: float = 0.0
+    #: LDR styles (``hdr_core.looks.LDR_STYLES``) and their mixing weights, one style drawn per training pair
+    ldr_styles: dict = field(default_factory=lambda: {"virtual": 1.0})
+    #: styles validation reports one by one (``val/<style>/loss``); empty = the styles of ``ldr_styles``
+    val_styles: list[str] = field(default_factory=list)
     workers: int = 0
     # model
     model: str = "lanet_small"
@@ -134,6 +142,13 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         parser.error(f"--stage must be crop or pano, got {cfg.stage!r}")
     if not cfg.data:
         parser.error("no training data: give --data FOLDER ... (or `data:` in the config)")
+    try:
+        check_styles(cfg.ldr_styles)
+        check_styles({s: 1.0 for s in cfg.val_styles} or {"virtual": 1.0})
+    except ValueError as e:
+        parser.error(str(e))
+    if cfg.val_groups_file and cfg.val_scenes:
+        parser.error("give val_groups_file or val_scenes, not both")
     return cfg
 
 
@@ -245,29 +260,30 @@ def load_weights(net, folder: Path, strict: bool = True) -> None:
 
 
 def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: list[Path], val_files: list[Path],
-                    excluded: list[Path], finished: str | None = None) -> dict:
+                    excluded: list[Path], finished: str | None = None, duplicates: list[Path] = (),
+                    val_groups: dict | None = None) -> dict:
     """What ``RUN/model/training.json`` holds: the command and the resolved config, the data (train / validation /
-    excluded by the split rules, with each panorama's ``manifest.json`` entry where its folder has one), the final
-    metrics, when and where; and the ``init_from`` run's record, so a stage-2 model carries stage 1's too."""
+    excluded by the split rules / lower-resolution duplicates, each panorama with its normalised manifest entry:
+    class, site group, licence, provenance; :func:`hdr_core.data.catalog.read_manifest`), the validation groups
+    file (path, sha256, groups), the LDR style mix, the final metrics, when and where; and the ``init_from`` run's
+    record, so a stage-2 model carries stage 1's too."""
     import platform
 
-    manifests: dict[Path, dict] = {}
-
     def panoramas(files: list[Path]) -> list[dict]:
-        out = []
-        for f in sorted(files):
-            if f.parent not in manifests:
-                mf = f.parent / "manifest.json"
-                rows = json.loads(mf.read_text()).get("panoramas", []) if mf.is_file() else []
-                manifests[f.parent] = {r.get("file"): r for r in rows}
-            out.append({"folder": str(f.parent), **manifests[f.parent].get(f.name, {"file": f.name})})
-        return out
+        entries = entries_for(list(files))
+        return [entries[Path(f)] for f in sorted(files)]
 
+    train = panoramas(train_files)
     record = {
         "command": command,
         "config": dataclasses.asdict(cfg),
-        "data": {"train": panoramas(train_files), "validation": panoramas(val_files),
-                 "excluded_by_split_rules": panoramas(excluded)},
+        "data": {"train": train, "validation": panoramas(val_files),
+                 "excluded_by_split_rules": panoramas(excluded), "dropped_duplicates": panoramas(list(duplicates)),
+                 "validation_groups": val_groups,
+                 "train_counts": {"panoramas": len(train),
+                                  "by_folder": _counts(e["folder"] for e in train),
+                                  "by_class": _counts(e["class"] for e in train)}},
+        "ldr_styles": dict(cfg.ldr_styles),
         "metrics": summary,
         "finished_utc": finished or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
@@ -278,6 +294,13 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
                 record["init_from_record"] = json.loads(src.read_text())
                 break
     return record
+
+
+def _counts(values) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))
 
 
 # ---------------------------------------------------------------------------------------------------- main
@@ -324,25 +347,45 @@ def main(argv: list[str] | None = None) -> dict:
     if master and excluded:
         print(f"split rules: not training on {len(excluded)} test-set panorama(s): "
               f"{', '.join(map(str, excluded))}", flush=True)
-    files = kept
+    files, duplicates = prefer_originals(kept)
+    if master and duplicates:
+        print(f"using the larger copy of {len(duplicates)} panorama(s) given twice; dropped "
+              f"{', '.join(map(str, duplicates))}", flush=True)
     check_training_files(files)
-    val_files = [f for f in files if f.stem in set(cfg.val_scenes)]
-    train_files = [f for f in files if f.stem not in set(cfg.val_scenes)]
+    val_groups = None
+    try:
+        if cfg.val_groups_file:
+            val_groups = load_validation_groups(cfg.val_groups_file)
+            train_files, val_files = split_by_groups(files, val_groups)
+        else:
+            val_files = [f for f in files if f.stem in set(cfg.val_scenes)]
+            train_files = [f for f in files if f.stem not in set(cfg.val_scenes)]
+    except ManifestError as e:
+        raise SystemExit(f"error: {e}") from e
+    check_site_groups(train_files, val_files)
     if not train_files:
         raise SystemExit("every panorama is a validation scene: nothing to train on")
     pair_cfg = PairConfig(mode=cfg.stage, crop_size=cfg.crop_size, pano_height=cfg.pano_height,
                           store_height=cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
-                          camera=CameraConfig(jpeg_prob=cfg.jpeg_prob))
+                          camera=CameraConfig(jpeg_prob=cfg.jpeg_prob), ldr_styles=dict(cfg.ldr_styles))
     load_h = pair_cfg.store_height
     train_ds = PairDataset(load_panoramas(train_files, load_h), pair_cfg, cfg.steps * cfg.batch_size, cfg.seed)
-    val_ds = None
+    # validation: the same held-out pairs (views, seeds) in every style, so styles compare pair by pair
+    mix = {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}
+    val_styles = list(dict.fromkeys(list(mix) + list(cfg.val_styles)))
+    val_sets: dict[str, PairDataset] = {}
     if val_files:
         n_val = cfg.eval_batches * local_batch
-        val_ds = PairDataset(load_panoramas(val_files, load_h), pair_cfg, n_val, seed=12345, views="standard",
-                             augment=False)
+        val_panos = load_panoramas(val_files, load_h)
+        for s in val_styles:
+            val_sets[s] = PairDataset(val_panos, dataclasses.replace(pair_cfg, style=s), n_val, seed=12345,
+                                      views="standard", augment=False)
 
     # --- model -----------------------------------------------------------------------------------
     net = create_model(cfg.model, **cfg.model_args)
+    if getattr(net, "requires_virtual_camera", False) and set(val_styles) - {"virtual"}:
+        raise SystemExit(f"{cfg.model}: its training loss needs the virtual camera's response curve (crf); train and "
+                         "validate it with ldr_styles {virtual: 1} and no other val_styles")
     start_step, best_val = 0, float("inf")
     resumed_metrics: dict = {}  # the first validation and the latest logged values, kept across resumes
     resume_from = latest_checkpoint(out_dir) if cfg.resume else None
@@ -382,19 +425,30 @@ def main(argv: list[str] | None = None) -> dict:
 
     @torch.no_grad()
     def evaluate() -> dict[str, float]:
-        if val_ds is None:
+        """``val/<style>/loss`` and ``val/<style>/si_mse`` per style; ``val/loss`` and ``val/si_mse`` are their
+        means weighted by the training mix (with the default mix, exactly the virtual camera's)."""
+        if not val_sets:
             return {}
         model.eval()
-        losses, si = [], []
-        vl = torch.utils.data.DataLoader(val_ds, batch_size=local_batch, num_workers=0)
-        for batch in vl:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            with ctx:
-                loss, parts = compute_loss(cfg, module, batch)
-            losses.append(loss.item())
-            si.append(parts["si_mse"])
+        out: dict[str, float] = {}
+        for s, ds in val_sets.items():
+            losses, si = [], []
+            for batch in torch.utils.data.DataLoader(ds, batch_size=local_batch, num_workers=0):
+                batch = {k: v.to(device) for k, v in batch.items()}
+                with ctx:
+                    loss, parts = compute_loss(cfg, module, batch)
+                losses.append(loss.item())
+                si.append(parts["si_mse"])
+            out[f"val/{s}/loss"], out[f"val/{s}/si_mse"] = float(np.mean(losses)), float(np.mean(si))
+        total = sum(mix.values())
+        if len(mix) == 1:
+            (s,) = mix
+            out["val/loss"], out["val/si_mse"] = out[f"val/{s}/loss"], out[f"val/{s}/si_mse"]
+        else:
+            out["val/loss"] = sum(w * out[f"val/{s}/loss"] for s, w in mix.items()) / total
+            out["val/si_mse"] = sum(w * out[f"val/{s}/si_mse"] for s, w in mix.items()) / total
         model.train()
-        return {"val/loss": float(np.mean(losses)), "val/si_mse": float(np.mean(si))}
+        return out
 
     def preview(batch: dict, step: int) -> None:
         module.eval()
@@ -463,7 +517,8 @@ def main(argv: list[str] | None = None) -> dict:
     if master:
         save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step})
         command = "python -m hdr_core.train " + shlex.join(sys.argv[1:] if argv is None else argv)
-        record = training_record(cfg, summary, command, train_files, val_files, excluded)
+        record = training_record(cfg, summary, command, train_files, val_files, excluded, duplicates=duplicates,
+                                 val_groups=val_groups)
         atomic_write_text(out_dir / "model" / "training.json", json.dumps(record, indent=2))
         atomic_write_text(out_dir / "final.json", json.dumps(summary, indent=2))
         writer.close()

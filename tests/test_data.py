@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from hdr_core import looks as L
 from hdr_core.calibration import TAU
 from hdr_core.data.pairs import PairConfig, PairDataset, find_hdr_files
 from hdr_core.data.splits import SplitViolation, check_training_files, filter_training_files
@@ -60,3 +61,150 @@ def test_split_rules(tmp_path):
     check_training_files(find_hdr_files([own]))
     with pytest.raises(FileNotFoundError):
         find_hdr_files([Path(tmp_path / "missing")])
+
+
+# ---------------------------------------------------------------------------------------------- manifests, groups
+
+import json  # noqa: E402
+
+from hdr_core.data.catalog import (  # noqa: E402
+    ManifestError,
+    entries_for,
+    load_validation_groups,
+    prefer_originals,
+    read_manifest,
+    split_by_groups,
+)
+from hdr_core.data.splits import check_site_groups, violations  # noqa: E402
+from hdr_core.io import write_hdr  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _extra_folder(tmp_path, rows, as_dict=False):
+    """A manifest-described folder like ../shared/data/hdri_extra (empty files: nothing here reads pixels)."""
+    d = tmp_path / "extra"
+    d.mkdir()
+    for r in rows:
+        (d / r["file"]).write_bytes(b"")
+    (d / "manifest.json").write_text(json.dumps({"panoramas": rows} if as_dict else rows))
+    return d
+
+
+def _row(name, cls, group=None, **kw):
+    return {"name": name, "file": f"{name}.hdr", "class": cls, "site_group": group or name,
+            "licence": "CC0-1.0 (Poly Haven)", "polyhaven_slug": name, "source_repo": "someone/some-repo", **kw}
+
+
+def test_manifests_are_normalised_for_both_kinds_of_folder(tmp_path):
+    extra = _extra_folder(tmp_path, [_row("noon_grass", "outdoor"), _row("brown_photostudio_01", "indoor", "brown")])
+    e = read_manifest(extra)
+    assert e["noon_grass.hdr"]["class"] == "outdoor" and e["brown_photostudio_01.hdr"]["site_group"] == "brown"
+    assert e["noon_grass.hdr"]["source_repo"] == "someone/some-repo"  # provenance carried through
+    (extra / "manifest.json").write_text(json.dumps({"panoramas": [_row("noon_grass", "outdoor")]}))
+    assert read_manifest(extra)["noon_grass.hdr"]["class"] == "outdoor"  # {"panoramas": [...]} form too
+    assert read_manifest(extra)["brown_photostudio_01.hdr"]["class"] == "unknown"  # not in the manifest
+    # the pmndrs originals come without a manifest: the catalogue says what they are
+    pm = tmp_path / "hdri"
+    pm.mkdir()
+    for n in ("lab", "park", "night", "sunrise"):
+        (pm / f"{n}.hdr").write_bytes(b"")
+    e = read_manifest(pm)
+    assert e["lab.hdr"]["class"] == "indoor" and e["night.hdr"]["class"] == "night"
+    assert e["park.hdr"]["polyhaven_slug"] == "rooitou_park" and e["park.hdr"]["licence"].startswith("CC0")
+    (extra / "manifest.json").write_text("{not json")
+    with pytest.raises(ManifestError, match="manifest.json: not a readable JSON manifest"):
+        read_manifest(extra)
+
+
+def test_split_rules_by_slug_and_manifest(tmp_path):
+    extra = _extra_folder(tmp_path, [_row("noon_grass", "outdoor"), _row("studio_small_05", "indoor"),
+                                     _row("spruit_sunrise", "outdoor"), _row("mine", "indoor", split="test")])
+    bad = violations(find_hdr_files([extra]))
+    assert sorted(p.stem for p in bad) == ["mine", "spruit_sunrise", "studio_small_05"]
+    assert "test scene studio" in bad[extra / "studio_small_05.hdr"]
+    assert [p.stem for p in filter_training_files(find_hdr_files([extra]))] == ["noon_grass"]
+    with pytest.raises(SplitViolation, match="shares its site with test scene"):
+        check_training_files([extra / "studio_small_05.hdr"])
+
+
+def _groups_file(tmp_path, groups):
+    import yaml
+
+    p = tmp_path / "val.yaml"
+    p.write_text(yaml.safe_dump({"version": 1, "groups": groups}))
+    return p
+
+
+def test_validation_groups_hold_out_whole_site_groups(tmp_path):
+    rows = [_row(f"sun{i}", "outdoor") for i in range(3)] + [_row(f"room{i}", "indoor") for i in range(2)]
+    rows += [_row("studio_a", "indoor", "brown"), _row("studio_b", "indoor", "brown"), _row("dark", "night"),
+             _row("field", "outdoor")]
+    extra = _extra_folder(tmp_path, rows)
+    files = find_hdr_files([extra])
+    g = load_validation_groups(_groups_file(tmp_path, {"sunny_outdoor": ["sun0", "sun1", "sun2"],
+                                                       "indoor": ["room0", "room1", "brown"], "night": ["dark"]}))
+    assert len(g["sha256"]) == 64 and "brown" in g["site_groups"]
+    train, val = split_by_groups(files, g)
+    assert sorted(f.stem for f in val) == ["dark", "room0", "room1", "studio_a", "studio_b", "sun0", "sun1", "sun2"]
+    assert [f.stem for f in train] == ["field"]
+    check_site_groups(train, val)
+    with pytest.raises(SplitViolation, match="site group 'brown' is also in training"):
+        check_site_groups([extra / "studio_a.hdr"], [extra / "studio_b.hdr"])
+    # too few groups of a kind, an unknown group, a class that contradicts the manifest: clear errors
+    with pytest.raises(ManifestError, match="at least 1 'night'"):
+        load_validation_groups(_groups_file(tmp_path, {"sunny_outdoor": ["a", "b", "c"], "indoor": ["d", "e", "f"]}))
+    bad = load_validation_groups(_groups_file(tmp_path, {"sunny_outdoor": ["sun0", "sun1", "room0"],
+                                                         "indoor": ["room1", "brown", "zzz"], "night": ["dark"]}))
+    with pytest.raises(ManifestError, match=r"\['zzz'\] not found"):
+        split_by_groups(files, bad)
+    bad["groups"]["indoor"] = ["room1", "brown", "field"]
+    with pytest.raises(ManifestError, match="(room0|field).hdr is listed as .* but its manifest class"):
+        split_by_groups(files, bad)
+
+
+def test_the_repos_validation_groups_file_is_valid():
+    g = load_validation_groups(REPO / "configs" / "data" / "validation_groups.yaml")
+    assert len(g["groups"]["sunny_outdoor"]) >= 3 and len(g["groups"]["indoor"]) >= 3 and g["groups"]["night"]
+
+
+def test_prefer_the_larger_pmndrs_originals(tmp_path):
+    npm, orig = tmp_path / "npm", tmp_path / "orig"
+    for folder, h in ((npm, 4), (orig, 8)):
+        folder.mkdir()
+        for n in ("lab", "park", "hall"):
+            write_hdr(folder / f"{n}.hdr", np.ones((h, 2 * h, 3), np.float32))
+    (npm / "bridge.hdr").write_bytes(b"")  # only in one folder: kept, not read
+    kept, dropped = prefer_originals(find_hdr_files([npm, orig]))
+    assert sorted(f.parent.name + "/" + f.stem for f in kept) == ["npm/bridge", "orig/hall", "orig/lab", "orig/park"]
+    assert sorted(f.parent.name for f in dropped) == ["npm"] * 3
+    assert entries_for(kept)[orig / "lab.hdr"]["folder"] == str(orig)
+
+
+def test_style_mix_keeps_the_virtual_pairs_and_draws_styles_per_pair():
+    base = PairConfig(mode="crop", crop_size=24, store_height=32)
+    default = PairDataset(_panos(), base, length=40, seed=3)
+    same = PairDataset(_panos(), PairConfig(mode="crop", crop_size=24, store_height=32,
+                                            ldr_styles={"virtual": 1.0}), length=40, seed=3)
+    mixed = PairDataset(_panos(), PairConfig(mode="crop", crop_size=24, store_height=32,
+                                             ldr_styles={"virtual": 0.5, "mdk08": 0.3, "camera360": 0.2}),
+                        length=40, seed=3)
+    styles = [mixed.style_of(i) for i in range(40)]
+    assert set(styles) == {"virtual", "mdk08", "camera360"} and styles == [mixed.style_of(i) for i in range(40)]
+    for i in range(8):
+        a, b, m = default[i], same[i], mixed[i]
+        assert torch.equal(a["ldr"], b["ldr"]) and torch.equal(a["hdr"], b["hdr"])
+        assert m["style"].item() == L.LDR_STYLES.index(styles[i])
+        if styles[i] == "virtual":  # a mix does not move the virtual camera's pairs
+            assert torch.equal(m["ldr"], a["ldr"]) and torch.equal(m["crf"], a["crf"])
+        else:
+            assert not torch.equal(m["ldr"], a["ldr"]) and torch.isnan(m["crf"]).all()
+            lin, hdr = m["ldr"].numpy(), m["hdr"].numpy()
+            mask = lin.mean(0) < TAU
+            assert hdr[:, mask].sum() == pytest.approx(lin[:, mask].sum(), rel=1e-4)  # calibrated to its LDR
+    fixed = PairDataset(_panos(), PairConfig(mode="crop", crop_size=24, store_height=32, style="filmic"), 3, seed=3)
+    assert all(fixed.style_of(i) == "filmic" for i in range(3))
+    with pytest.raises(ValueError, match="unknown style"):
+        PairConfig(ldr_styles={"sepia": 1.0})
+    with pytest.raises(ValueError, match="positive sum"):
+        PairConfig(ldr_styles={"virtual": 0.0})

@@ -166,8 +166,11 @@ def test_training_record_takes_each_panoramas_manifest_entry(tmp_path):
     rec = training_record(cfg, {"steps": 3}, "python -m hdr_core.train --steps 3", [tmp_path / "a.exr"],
                           [other / "v.hdr"], [tmp_path / "t.exr"], finished="2026-12-02 09:00 UTC")
     assert rec["data"]["train"] == [{"folder": str(tmp_path), "name": "a", "file": "a.exr", "licence": "CC0-1.0",
-                                     "split": "train/val"}]
-    assert rec["data"]["validation"] == [{"folder": str(other), "file": "v.hdr"}]
+                                     "split": "train/val", "class": "unknown", "site_group": "a"}]
+    assert rec["data"]["validation"] == [{"folder": str(other), "file": "v.hdr", "name": "v", "class": "unknown",
+                                          "site_group": "v", "licence": "unknown"}]
+    assert rec["data"]["train_counts"] == {"panoramas": 1, "by_folder": {str(tmp_path): 1}, "by_class": {"unknown": 1}}
+    assert rec["ldr_styles"] == {"virtual": 1.0}
     assert rec["data"]["excluded_by_split_rules"][0]["split"] == "test-site"
     assert rec["metrics"] == {"steps": 3} and rec["finished_utc"] == "2026-12-02 09:00 UTC"
     assert "init_from_record" not in rec and json.loads(json.dumps(rec)) == rec
@@ -195,3 +198,59 @@ def test_pano_si_weight_adds_the_whole_panorama_simse_to_eq9():
         mixed, _ = compute_loss(dataclasses.replace(cfg, pano_si_weight=0.5), net, batch)
         expected = 0.5 * si_mse(net(2.0 * batch["ldr"] - 1.0).log_hdr, hdr.log())
     assert parts["si_mse"] > 0 and mixed.item() == pytest.approx(eq9.item() + expected.item(), rel=1e-5)
+
+
+def _manifest_folder(tmp_path):
+    """Synthetic panoramas with a manifest (classes, a two-file site group) and a validation groups file."""
+    from conftest import synthetic_panorama
+
+    from hdr_core.io import write_hdr
+
+    folder = tmp_path / "extra"
+    folder.mkdir()
+    rows = []
+    spec = [("s0", "outdoor"), ("s1", "outdoor"), ("s2", "outdoor"), ("r0", "indoor"), ("r1", "indoor"),
+            ("r2", "indoor"), ("n0", "night"), ("t0", "outdoor"), ("t1", "indoor"), ("g0", "indoor"), ("g1", "indoor")]
+    for i, (name, cls) in enumerate(spec):
+        write_hdr(folder / f"{name}.hdr", synthetic_panorama(32, i))
+        rows.append({"name": name, "file": f"{name}.hdr", "class": cls, "site_group": "g" if name[0] == "g" else name,
+                     "licence": "CC0-1.0 (Poly Haven)", "polyhaven_slug": name, "source_repo": "x/y"})
+    (folder / "manifest.json").write_text(json.dumps(rows))
+    groups = tmp_path / "val.yaml"
+    groups.write_text(yaml.safe_dump({"version": 1, "groups": {"sunny_outdoor": ["s0", "s1", "s2"],
+                                                               "indoor": ["r0", "r1", "g"], "night": ["n0"]}}))
+    return folder, groups
+
+
+def test_style_mix_validation_per_style_and_groups_in_the_record(tmp_path):
+    from hdr_core.train import main
+
+    folder, groups = _manifest_folder(tmp_path)
+    out = tmp_path / "run"
+    summary = main(["--config", str(ROOT / "configs" / "smoke.yaml"), "--data", str(folder), "--out-dir", str(out),
+                    "--crop-size", "32", "--store-height", "32", "--progress", "false", "--steps", "2",
+                    "--eval-every", "2", "--val-groups-file", str(groups),
+                    "--ldr-styles", "{virtual: 0.75, phone_hdr: 0.25}", "--val-styles", "mdk08"])
+    for s in ("virtual", "phone_hdr", "mdk08"):
+        assert summary[f"val/{s}/loss"] > 0 and f"val/initial_{s}/loss" in summary
+    mix = 0.75 * summary["val/virtual/loss"] + 0.25 * summary["val/phone_hdr/loss"]
+    assert summary["val/loss"] == pytest.approx(mix)
+    rec = json.loads((out / "model" / "training.json").read_text())
+    assert sorted(e["name"] for e in rec["data"]["train"]) == ["r2", "t0", "t1"]
+    assert sorted(e["name"] for e in rec["data"]["validation"]) == ["g0", "g1", "n0", "r0", "r1", "s0", "s1", "s2"]
+    assert rec["data"]["train"][0]["source_repo"] == "x/y"
+    assert rec["data"]["train_counts"]["by_class"] == {"indoor": 2, "outdoor": 1}
+    assert rec["data"]["validation_groups"]["site_groups"] == sorted(["s0", "s1", "s2", "r0", "r1", "g", "n0"])
+    assert rec["ldr_styles"] == {"virtual": 0.75, "phone_hdr": 0.25}
+
+
+def test_bad_style_options_and_singlehdr_needs_the_virtual_camera(tmp_path, pano_folder):
+    from hdr_core.train import main
+
+    with pytest.raises(SystemExit):
+        parse_config(["--data", "x", "--ldr-styles", "{instagram: 1}"])
+    with pytest.raises(SystemExit):
+        parse_config(["--data", "x", "--val-styles", "sepia"])
+    with pytest.raises(SystemExit, match="virtual camera's response curve"):
+        main(_args(pano_folder, tmp_path / "s", "--model", "singlehdr_small", "--steps", "1",
+                   "--ldr-styles", "{virtual: 0.5, filmic: 0.5}"))

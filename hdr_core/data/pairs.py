@@ -1,7 +1,8 @@
 """On-the-fly LDR/HDR training pairs from HDR panoramas (paper §5.2; method.md §1).
 
 One pair: augment the panorama (azimuth, flip, exposure, white balance) -> optionally a perspective crop
-(stage 1) or the whole panorama at the working size (stage 2) -> virtual camera -> 8-bit LDR -> linearised
+(stage 1) or the whole panorama at the working size (stage 2) -> an LDR style (:mod:`hdr_core.looks`: the
+virtual camera by default, or one drawn per pair from ``PairConfig.ldr_styles``) -> 8-bit LDR -> linearised
 LDR -> HDR calibrated against it (Eq. 1). Segmentation labels (Eq. 6) are computed from the calibrated HDR
 batch in the training step (:func:`hdr_core.masks.segmentation_labels`).
 
@@ -22,6 +23,7 @@ from hdr_core.calibration import calibrate
 from hdr_core.camera import CameraConfig, expose, virtual_camera
 from hdr_core.color import ldr_to_linear
 from hdr_core.io import read_hdr
+from hdr_core.looks import LDR_STYLES, make_ldr
 from hdr_core.projections import perspective_crop, standard_views
 from hdr_core.resize import resize_to
 
@@ -39,6 +41,24 @@ class PairConfig:
     pano_height: int = 256  #: stage-2 panoramas are pano_height x 2*pano_height
     store_height: int = 512  #: panoramas are kept in memory at this height (crops sample from it)
     camera: CameraConfig = field(default_factory=CameraConfig)
+    #: LDR styles and their mixing weights (one style drawn per pair); the default is the paper's virtual camera only
+    ldr_styles: dict[str, float] = field(default_factory=lambda: {"virtual": 1.0})
+    #: make every pair in this one style instead (validation per style)
+    style: str | None = None
+
+    def __post_init__(self) -> None:
+        check_styles(self.ldr_styles)
+        if self.style is not None and self.style not in LDR_STYLES:
+            raise ValueError(f"unknown LDR style {self.style!r}; valid styles: {', '.join(LDR_STYLES)}")
+
+
+def check_styles(weights: dict[str, float]) -> None:
+    """Raise ValueError unless ``weights`` maps known LDR styles to non-negative weights with a positive sum."""
+    unknown = sorted(set(weights) - set(LDR_STYLES))
+    if unknown:
+        raise ValueError(f"ldr_styles: unknown style(s) {unknown}; valid styles: {', '.join(LDR_STYLES)}")
+    if any(float(w) < 0 for w in weights.values()) or sum(float(w) for w in weights.values()) <= 0:
+        raise ValueError(f"ldr_styles: weights must be >= 0 with a positive sum, got {weights}")
 
 
 def find_hdr_files(sources: list[str | Path]) -> list[Path]:
@@ -72,11 +92,17 @@ class PairDataset(torch.utils.data.Dataset):
     Validation sets pass ``views="standard"`` to cycle the paper's 6 azimuths x 3 elevations instead of random
     views.
 
+    The LDR style of item ``i`` is ``config.style`` if set, else drawn from ``config.ldr_styles`` with its own
+    generator ``default_rng([seed, i, 1])`` (so the virtual camera's pairs are the same with or without a mix;
+    with one style nothing is drawn). The style's own random numbers come from the item's generator.
+
     Returns dicts with ``ldr`` (``3xHxW`` linear LDR in [0, 1]), ``hdr`` (``3xHxW`` calibrated HDR),
-    ``scene`` (index into the panorama list), and what methods with intermediate supervision (SingleHDR) need:
-    ``display`` (the camera's display values before 8-bit quantisation), ``hdr_camera`` (the HDR in the camera's
-    linear sensor units after exposure and black level, 1 = white point, not clipped: ``clip(hdr_camera, 0, 1)``
-    is what the response curve saw) and ``crf`` (``[sigma, n]`` of the response ``(1 + s) v^n / (v^n + s)``).
+    ``scene`` (index into the panorama list), ``style`` (index into :data:`hdr_core.looks.LDR_STYLES`), and what
+    methods with intermediate supervision (SingleHDR, HDRCNN) need: ``display`` (the camera's display values before
+    8-bit quantisation), ``hdr_camera`` (the HDR in the camera's linear sensor units after exposure and black
+    level, 1 = white point, not clipped: ``clip(hdr_camera, 0, 1)`` is what the response curve saw) and ``crf``
+    (``[sigma, n]`` of the response ``(1 + s) v^n / (v^n + s)``). For the other styles ``display`` is the 8-bit
+    LDR / 255, ``hdr_camera`` the calibrated HDR, and ``crf`` is NaN (they have no sigmoid response).
     """
 
     def __init__(self, panoramas: list[np.ndarray], config: PairConfig, length: int, seed: int = 0,
@@ -89,6 +115,18 @@ class PairDataset(torch.utils.data.Dataset):
         h = config.pano_height if config.mode == "pano" else config.store_height
         self.panoramas = [resize_pano(p, h) for p in panoramas]
         self._standard = standard_views()
+        names = [s for s, w in config.ldr_styles.items() if float(w) > 0]
+        weights = np.array([float(config.ldr_styles[s]) for s in names])
+        self._styles, self._weights = names, weights / weights.sum()
+
+    def style_of(self, i: int) -> str:
+        """The LDR style of item ``i``."""
+        if self.config.style is not None:
+            return self.config.style
+        if len(self._styles) == 1:
+            return self._styles[0]
+        return self._styles[int(np.random.default_rng([self.seed, int(i), 1]).choice(len(self._styles),
+                                                                                     p=self._weights))]
 
     def __len__(self) -> int:
         return self.length
@@ -111,13 +149,23 @@ class PairDataset(torch.utils.data.Dataset):
             t = torch.from_numpy(np.ascontiguousarray(hdr)).permute(2, 0, 1)[None]
             hdr = perspective_crop(t, yaw, pitch, fov, self.config.crop_size)[0].permute(1, 2, 0).numpy()
         hdr = np.maximum(hdr, 0.0).astype(np.float32)
-        ldr, cam = virtual_camera(hdr, rng, self.config.camera)
-        lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
-        hdr_cal = calibrate(hdr, lin)
-        display = expose(hdr, cam.exposure, cam.dynamic_range_ev, cam.sigma, cam.n)
-        black = 2.0 ** (-cam.dynamic_range_ev)
-        hdr_camera = np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black)
+        style = self.style_of(i)
+        if style == "virtual":
+            ldr, cam = virtual_camera(hdr, rng, self.config.camera)
+            lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
+            hdr_cal = calibrate(hdr, lin)
+            display = expose(hdr, cam.exposure, cam.dynamic_range_ev, cam.sigma, cam.n)
+            black = 2.0 ** (-cam.dynamic_range_ev)
+            hdr_camera = np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black)
+            crf = [cam.sigma, cam.n]
+        else:
+            ldr, _ = make_ldr(hdr, style, rng)
+            display = ldr.astype(np.float32) / 255.0
+            lin = ldr_to_linear(display)
+            hdr_cal = hdr_camera = calibrate(hdr, lin)
+            crf = [float("nan"), float("nan")]
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))  # noqa: E731
         return {"ldr": to_t(lin), "hdr": to_t(hdr_cal), "scene": torch.tensor(scene),
+                "style": torch.tensor(LDR_STYLES.index(style)),
                 "display": to_t(display), "hdr_camera": to_t(hdr_camera),
-                "crf": torch.tensor([cam.sigma, cam.n], dtype=torch.float32)}
+                "crf": torch.tensor(crf, dtype=torch.float32)}

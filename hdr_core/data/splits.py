@@ -1,14 +1,23 @@
-"""Split rules: the public test set never reaches training (``../shared/data/hdri/README.md``).
+"""Split rules: the public test set never reaches training or validation (``../shared/data/hdri/README.md``).
 
 The public test set is the 8 world HDRIs shipped with Blender (``datafiles/studiolights/world``). Three of the
 18 Poly Haven panoramas of ``@pmndrs/assets`` show the same site as a test image and are never trained on:
 ``sunrise`` (the same image as Blender's sunrise, spruit_sunrise), ``venice`` (the promenade of Blender's
 sunset, venice_sunset) and ``studio`` (the studio of Blender's studio). Note that pmndrs's ``city``, ``forest``
 and ``night`` are *other* places than Blender's files of the same names, so rules are per source.
+
+For manifest-described folders (``hdri_extra``, ``fetch polyhaven``) the rule goes by Poly Haven slug
+(:data:`TEST_SITE_SLUGS`, :data:`TEST_SITE_SLUG_PATTERNS`) and by a manifest ``split`` that starts with ``test``.
+Poly Haven's *Studio Small* series (``studio_small_NN``) is one studio photographed under different set-ups:
+``studio_small_05`` of ``hdri_extra`` shows the same cyclorama, curtains and stands as Blender's ``studio``
+(``studio_small_01``) even though its content differs, so the whole series counts as the test studio's site.
+
+Validation and training must also not share a site group (:func:`check_site_groups`).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 #: Blender's studio-light worlds: the public test set.
@@ -18,6 +27,11 @@ PMNDRS_SCENES = ("apartment", "bridge", "city", "dawn", "esplanade", "forest", "
                  "park", "sky", "studio", "sunrise", "sunset", "venice", "warehouse", "workshop")
 #: pmndrs scenes that share a site with a test scene: never train or tune on them.
 PMNDRS_TEST_SITE = ("sunrise", "venice", "studio")
+#: Poly Haven slugs of test scenes or of the same sites -> the test scene.
+TEST_SITE_SLUGS = {"spruit_sunrise": "sunrise", "venice_sunset": "sunset", "studio_small_01": "studio",
+                   "studio_small_03": "studio"}
+#: Slug patterns of whole Poly Haven series shot at a test scene's site -> the test scene.
+TEST_SITE_SLUG_PATTERNS = ((re.compile(r"studio_small_\d+"), "studio"),)
 
 
 class SplitViolation(ValueError):
@@ -44,30 +58,67 @@ def _stem(p: str | Path) -> str:
     return Path(p).stem
 
 
+def test_site_of_slug(slug: str | None) -> str | None:
+    """The test scene a Poly Haven slug shares its site with, or None."""
+    if not slug:
+        return None
+    if slug in TEST_SITE_SLUGS:
+        return TEST_SITE_SLUGS[slug]
+    return next((scene for pat, scene in TEST_SITE_SLUG_PATTERNS if pat.fullmatch(slug)), None)
+
+
+def violations(paths: list[Path]) -> dict[Path, str]:
+    """Every file that must not be trained or validated on, with the reason."""
+    from hdr_core.data.catalog import entries_for
+
+    out: dict[Path, str] = {}
+    rest = []
+    for p in map(Path, paths):
+        if is_blender_test_file(p):
+            out[p] = "a Blender studio-light HDRI is in the public test set; never train on it"
+        else:
+            rest.append(p)
+    groups: dict[Path, list[Path]] = {}
+    for p in rest:
+        groups.setdefault(p.parent, []).append(p)
+    for files in groups.values():
+        pmndrs = is_pmndrs_folder(files)
+        entries = entries_for(files)
+        for f in files:
+            e = entries.get(f, {})
+            scene = test_site_of_slug(e.get("polyhaven_slug") or e.get("slug"))
+            if pmndrs and _stem(f) in PMNDRS_TEST_SITE:
+                out[f] = (f"shares its site with a public test scene ({', '.join(PMNDRS_TEST_SITE)} are never "
+                          "trained on)")
+            elif scene:
+                slug = e.get("polyhaven_slug") or e.get("slug")
+                out[f] = f"Poly Haven {slug} shares its site with test scene {scene}"
+            elif str(e.get("split", "")).startswith("test"):
+                out[f] = f"its manifest marks it as {e['split']!r}"
+    return out
+
+
 def check_training_files(paths: list[Path]) -> None:
     """Raise :class:`SplitViolation` if any file is a test panorama or a same-site cousin of one."""
-    for p in paths:
-        if is_blender_test_file(p):
-            raise SplitViolation(f"{p}: a Blender studio-light HDRI is in the public test set; never train on it")
-    groups: dict[Path, list[Path]] = {}
-    for p in paths:
-        groups.setdefault(Path(p).parent, []).append(Path(p))
-    for files in groups.values():
-        if is_pmndrs_folder(files):
-            bad = sorted(str(f) for f in files if _stem(f) in PMNDRS_TEST_SITE)
-            if bad:
-                raise SplitViolation(f"{bad[0]}: shares its site with a public test scene "
-                                     f"({', '.join(PMNDRS_TEST_SITE)} are never trained on)")
+    bad = violations(paths)
+    if bad:
+        f = sorted(bad)[0]
+        raise SplitViolation(f"{f}: {bad[f]}")
 
 
 def filter_training_files(paths: list[Path]) -> list[Path]:
     """Drop test panoramas and same-site cousins (for callers that pass a whole folder)."""
-    keep = [Path(p) for p in paths if not is_blender_test_file(p)]
-    groups: dict[Path, list[Path]] = {}
-    for p in keep:
-        groups.setdefault(p.parent, []).append(p)
-    out = []
-    for files in groups.values():
-        pm = is_pmndrs_folder(files)
-        out += [f for f in files if not (pm and _stem(f) in PMNDRS_TEST_SITE)]
-    return sorted(out)
+    bad = violations(paths)
+    return sorted(Path(p) for p in paths if Path(p) not in bad)
+
+
+def check_site_groups(train: list[Path], val: list[Path]) -> None:
+    """Raise :class:`SplitViolation` if a site group has panoramas in both training and validation."""
+    from hdr_core.data.catalog import entries_for
+
+    entries = entries_for(list(train) + list(val))
+    tg = {entries[Path(f)]["site_group"]: f for f in train}
+    for f in val:
+        g = entries[Path(f)]["site_group"]
+        if g in tg:
+            raise SplitViolation(f"{f}: its site group {g!r} is also in training ({tg[g]}); hold out whole groups")

@@ -354,6 +354,9 @@ class SingleHDR(HDRModel):
     """
 
     pad_multiple = PAD_MULTIPLE  #: forward pads to it; ONNX graphs need it
+    #: the linearisation loss compares with the virtual camera's analytic inverse CRF (batch["crf"]): training pairs
+    #: must come from the virtual camera (hdr_core.train refuses other LDR styles)
+    requires_virtual_camera = True
 
     def __init__(self, config: SingleHDRConfig | None = None):
         super().__init__()
