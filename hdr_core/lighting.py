@@ -25,6 +25,7 @@ brightest lights.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -33,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["LIGHT_METRICS", "LIGHT_SIZE", "NORMALS", "PEAK_CAP_DEG", "brightest_light", "irradiance",
-           "light_accuracy", "light_stats", "pano_directions"]
+__all__ = ["GLOSSY_EXPONENTS", "LIGHT_METRICS", "LIGHT_SIZE", "NORMALS", "PEAK_CAP_DEG", "brightest_light", "cap_light",
+           "glossy", "irradiance", "light_accuracy", "light_errors", "light_stats", "pano_directions", "peak_cap"]
 
 #: Working size (width, height) the panorama is area-averaged to before any light is measured.
 LIGHT_SIZE = (128, 64)
@@ -42,6 +43,11 @@ LIGHT_SIZE = (128, 64)
 PEAK_CAP_DEG = 10.0
 #: Rec. 709 luminance weights.
 _LUMA = (0.2126, 0.7152, 0.0722)
+#: Phong exponents of the glossy lobes (:func:`glossy`): about the blur of the evaluation scene's glossy balls
+#: (GGX roughness 0.15-0.2) and a broader one, resolvable at :data:`GLOSSY_HEIGHT`.
+GLOSSY_EXPONENTS = (64.0, 16.0)
+#: Height of the panorama the glossy lobes are computed on (``h x 2h``; a lobe of exponent 64 is ~17 deg wide).
+GLOSSY_HEIGHT = 32
 #: Keys of :func:`light_accuracy`.
 LIGHT_METRICS = ("irr_err", "irr_bias", "light_angle", "peak_err", "peak_bias")
 _EPS = 1e-12
@@ -97,24 +103,51 @@ def irradiance(pano: Tensor, normals: np.ndarray | Tensor = NORMALS) -> Tensor:
     return lum.reshape(lum.shape[0], -1) @ lobe
 
 
-def brightest_light(pano: Tensor, cap_deg: float = PEAK_CAP_DEG) -> tuple[Tensor, Tensor]:
-    """Energy (``B``) and unit direction (``B x 3``) of the light in a cap around each panorama's luminance peak.
+@functools.lru_cache(maxsize=8)
+def _glossy_kernel(height: int, exponent: float) -> Tensor:
+    """``(h*2h) x (h*2h)`` normalised Phong lobes ``max(0, r . w)^exponent dw`` (rows: reflection directions)."""
+    d, omega = pano_directions(height)
+    d, omega = d.reshape(-1, 3), omega.reshape(-1)
+    k = (d @ d.T).clamp_min(0).pow(exponent) * omega[None]
+    return k / k.sum(1, keepdim=True)
 
-    The peak is found on the luminance smoothed by a 3x3 box (columns wrap, rows clamp); it is not differentiable,
-    the energy and direction inside the cap are.
-    """
+
+def glossy(pano: Tensor, exponent: float = GLOSSY_EXPONENTS[0], height: int = GLOSSY_HEIGHT) -> Tensor:
+    """The panorama prefiltered by a Phong lobe of ``exponent`` (what a glossy surface reflects in each direction):
+    ``B x h x 2h`` luminance at ``h = height``, each value the lobe-weighted mean radiance around that direction."""
     lum = _luminance_small(pano)
-    d, omega = pano_directions(lum.shape[-2], lum.dtype, lum.device)
+    if lum.shape[-2] != height:
+        lum = F.interpolate(lum[:, None], size=(height, 2 * height), mode="area")[:, 0]
+    k = _glossy_kernel(height, float(exponent)).to(device=lum.device, dtype=lum.dtype)
+    return (lum.reshape(lum.shape[0], -1) @ k.T).reshape(lum.shape)
+
+
+def peak_cap(pano: Tensor, cap_deg: float = PEAK_CAP_DEG) -> Tensor:
+    """``B x (h*2h)`` 0/1 weights of the pixels within ``cap_deg`` of each panorama's luminance peak (at
+    :data:`LIGHT_SIZE`). The peak is found on the luminance smoothed by a 3x3 box (columns wrap, rows clamp), so a
+    single hot pixel does not win; not differentiable (a location)."""
     with torch.no_grad():
+        lum = _luminance_small(pano)
+        d, _ = pano_directions(lum.shape[-2], lum.dtype, lum.device)
         padded = F.pad(F.pad(lum[:, None], (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1), mode="replicate")
         smooth = F.avg_pool2d(padded, 3, stride=1)[:, 0]
         peak = d.reshape(-1, 3)[smooth.reshape(smooth.shape[0], -1).argmax(1)]  # B x 3
-        cap = ((d.reshape(1, -1, 3) * peak[:, None]).sum(-1) >= math.cos(math.radians(cap_deg))).to(lum.dtype)
+        return ((d.reshape(1, -1, 3) * peak[:, None]).sum(-1) >= math.cos(math.radians(cap_deg))).to(lum.dtype)
+
+
+def cap_light(pano: Tensor, cap: Tensor) -> tuple[Tensor, Tensor]:
+    """Energy ``sum L dw`` (``B``) and energy-weighted unit direction (``B x 3``) of the light inside ``cap``
+    (weights from :func:`peak_cap`, possibly another panorama's); differentiable in ``pano``."""
+    lum = _luminance_small(pano)
+    d, omega = pano_directions(lum.shape[-2], lum.dtype, lum.device)
     e = lum.reshape(lum.shape[0], -1) * omega.reshape(1, -1) * cap  # B x (h*w)
-    energy = e.sum(1)
     vec = (e[:, :, None] * d.reshape(1, -1, 3)).sum(1)  # not a GEMM: rows with equal data sum exactly alike
-    direction = vec / vec.norm(dim=1, keepdim=True).clamp_min(_EPS)
-    return energy, direction
+    return e.sum(1), vec / vec.norm(dim=1, keepdim=True).clamp_min(_EPS)
+
+
+def brightest_light(pano: Tensor, cap_deg: float = PEAK_CAP_DEG) -> tuple[Tensor, Tensor]:
+    """Energy (``B``) and unit direction (``B x 3``) of the light in a cap around each panorama's luminance peak."""
+    return cap_light(pano, peak_cap(pano, cap_deg))
 
 
 def light_stats(pano: Tensor) -> dict[str, Tensor]:
@@ -134,6 +167,20 @@ def _as_tensor(img) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None]
 
 
+def light_errors(pred: Tensor, gt: Tensor) -> dict[str, Tensor]:
+    """:func:`light_accuracy`'s figures for batches: ``B``-tensors, from ``B x 3 x H x W`` linear panoramas (both
+    calibrated to the same LDR input; sizes may differ)."""
+    # Both in one batch: the same kernels sum both, so equal panoramas give exactly equal figures.
+    lum = torch.cat([_luminance_small(pred), _luminance_small(gt.to(pred.dtype))])[:, None]
+    stats, b = light_stats(lum), pred.shape[0]
+    r = torch.log2((stats["irradiance"][:b] + _EPS) / (stats["irradiance"][b:] + _EPS))
+    pr = torch.log2((stats["peak_energy"][:b] + _EPS) / (stats["peak_energy"][b:] + _EPS))
+    u, v = stats["peak_dir"][:b], stats["peak_dir"][b:]
+    angle = torch.rad2deg(2 * torch.atan2((u - v).norm(dim=1), (u + v).norm(dim=1)))  # stable, exactly 0 at u = v
+    return {"irr_err": r.abs().mean(1), "irr_bias": r.mean(1), "light_angle": angle, "peak_err": pr.abs(),
+            "peak_bias": pr}
+
+
 def light_accuracy(pred, gt) -> dict[str, float]:
     """How far a predicted panorama's light is from the ground truth's (module docstring; stops and degrees).
 
@@ -143,11 +190,4 @@ def light_accuracy(pred, gt) -> dict[str, float]:
     Returns:
         ``irr_err``, ``irr_bias``, ``light_angle``, ``peak_err``, ``peak_bias``.
     """
-    # Both in one batch: the same kernels sum both, so equal panoramas give exactly equal figures.
-    both = light_stats(torch.cat([_luminance_small(_as_tensor(pred)), _luminance_small(_as_tensor(gt))])[:, None])
-    r = torch.log2((both["irradiance"][0] + _EPS) / (both["irradiance"][1] + _EPS))
-    pr = float(torch.log2((both["peak_energy"][0] + _EPS) / (both["peak_energy"][1] + _EPS)))
-    a, b = both["peak_dir"]
-    angle = math.degrees(2 * math.atan2(float((a - b).norm()), float((a + b).norm())))  # stable, exactly 0 at a = b
-    return {"irr_err": float(r.abs().mean()), "irr_bias": float(r.mean()),
-            "light_angle": angle, "peak_err": abs(pr), "peak_bias": pr}
+    return {k: float(v[0]) for k, v in light_errors(_as_tensor(pred), _as_tensor(gt)).items()}

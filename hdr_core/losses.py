@@ -9,6 +9,10 @@ scalar tensor (mean over the batch); :func:`lanet_loss` can also return its part
 * :func:`lanet_loss` - ``si_mse + 0.05 * seg_loss`` (Eq. 2).
 * :func:`log_mse` - plain log-domain MSE (released panoLANet stage 1).
 * :func:`pano_masked_loss` - Eq. 9, ``0.2 * mean((m d)^2) + 0.01 * mean(((1 - m) d)^2)`` (released panoLANet stage 2).
+* :func:`light_loss` - beyond the paper (off by default): what the panorama lights a scene with, on the prediction
+  *calibrated to the LDR input inside the graph* (Eq. 1) against the calibrated ground truth, in log space
+  (:mod:`hdr_core.lighting`): diffuse irradiance on 26 normals, glossy prefiltered radiance, and the energy of the
+  ground truth's brightest light (sun, lamp) as the prediction carries it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["si_mse", "seg_loss", "lanet_loss", "log_mse", "pano_masked_loss", "SEG_WEIGHT", "BETA1", "BETA2"]
+__all__ = ["si_mse", "seg_loss", "lanet_loss", "log_mse", "pano_masked_loss", "light_loss", "SEG_WEIGHT", "BETA1",
+           "BETA2"]
 
 #: Weight of the segmentation loss in LANet's objective.
 SEG_WEIGHT = 0.05
@@ -92,3 +97,47 @@ def pano_masked_loss(pred_log: Tensor, gt_log: Tensor, mask: Tensor, beta1: floa
     d = pred_log - gt_log
     m = mask.to(d.dtype)
     return beta1 * (m * d).square().mean() + beta2 * ((1.0 - m) * d).square().mean()
+
+
+#: Largest log value exponentiated by :func:`light_loss` (e^20 ~ 5e8: beyond any real sun after calibration).
+_LOG_MAX = 20.0
+
+
+def light_loss(pred_log: Tensor, gt_hdr: Tensor, ldr_linear: Tensor, irradiance_weight: float = 1.0,
+               glossy_weight: float = 1.0, peak_weight: float = 1.0,
+               return_parts: bool = False) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
+    """Lighting loss on whole panoramas: squared log errors of the light the calibrated prediction casts.
+
+    Args:
+        pred_log: predicted natural-log HDR panoramas ``Bx3xHx2H``.
+        gt_hdr: calibrated linear ground truth, same shape (not clamped: a sun keeps its energy).
+        ldr_linear: the linearised LDR input, same shape; the prediction is calibrated to it (Eq. 1) in the graph.
+        irradiance_weight: weight of ``mean_n (ln E_pred(n) - ln E_gt(n))^2`` over the 26 normals.
+        glossy_weight: weight of the mean squared log error of the glossy-prefiltered panoramas (both
+            :data:`hdr_core.lighting.GLOSSY_EXPONENTS` lobes, averaged).
+        peak_weight: weight of ``(ln P - ln G)^2``, the energy in the cap around the ground truth's brightest light
+            as the prediction (P) and the truth (G) carry it.
+        return_parts: also return the three terms (detached).
+
+    Cost: a few 26 x 8192 and 2048 x 2048 products per panorama; it adds well under 1 % to a training step.
+    """
+    import torch
+
+    from hdr_core.calibration import calibrate
+    from hdr_core.lighting import GLOSSY_EXPONENTS, _luminance_small, cap_light, glossy, irradiance, peak_cap
+
+    _check_same_shape(pred_log, gt_hdr)
+    eps = 1e-6  # well below any panorama's irradiance after calibration (the LDR's white is ~1)
+    pred = calibrate(pred_log.clamp(max=_LOG_MAX).exp(), ldr_linear, channel_axis=1)
+    lp, lg = _luminance_small(pred)[:, None], _luminance_small(gt_hdr.clamp_min(0))[:, None]
+
+    def sq_log(a: Tensor, b: Tensor) -> Tensor:
+        return (torch.log(a + eps) - torch.log(b + eps)).square().mean()
+
+    parts = {"irradiance": sq_log(irradiance(lp), irradiance(lg)),
+             "glossy": torch.stack([sq_log(glossy(lp, k), glossy(lg, k)) for k in GLOSSY_EXPONENTS]).mean()}
+    cap = peak_cap(lg)  # where the truth's brightest light is
+    parts["peak"] = sq_log(cap_light(lp, cap)[0], cap_light(lg, cap)[0])
+    loss = irradiance_weight * parts["irradiance"] + glossy_weight * parts["glossy"] + peak_weight * parts["peak"]
+    parts = {k: v.detach() for k, v in parts.items()}
+    return (loss, parts) if return_parts else loss

@@ -34,12 +34,14 @@ import numpy as np
 import torch
 import yaml
 
+from hdr_core.calibration import calibrate
 from hdr_core.camera import CameraConfig
 from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text, save_model
 from hdr_core.data.catalog import ManifestError, entries_for, load_validation_groups, prefer_originals, split_by_groups
 from hdr_core.data.pairs import PairConfig, PairDataset, check_styles, find_hdr_files, load_panoramas
 from hdr_core.data.splits import check_site_groups, check_training_files, filter_training_files
-from hdr_core.losses import lanet_loss, log_mse, pano_masked_loss, si_mse
+from hdr_core.lighting import LIGHT_METRICS, light_errors
+from hdr_core.losses import lanet_loss, light_loss, log_mse, pano_masked_loss, si_mse
 from hdr_core.masks import segmentation_labels
 from hdr_core.models import create_model
 
@@ -89,6 +91,11 @@ class TrainConfig:
     mask_beta1: float = 0.2
     mask_beta2: float = 0.01
     pano_si_weight: float = 0.0  #: panoLANet stage 2: add this x whole-panorama siMSE to Eq. 9 (0 = the paper)
+    #: Lighting loss on whole panoramas (``losses.light_loss``; beyond the paper, 0 = off): weights of the diffuse
+    #: irradiance, glossy-lobe and brightest-light terms, added to the stage's own loss in stage "pano".
+    light_irradiance_weight: float = 0.0
+    light_glossy_weight: float = 0.0
+    light_peak_weight: float = 0.0
     # logging / checkpoints
     log_every: int = 10
     eval_every: int = 200
@@ -164,7 +171,9 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, dict]:
     """The paper's loss for the stage: LANet siMSE + 0.05 CE (also LANet on whole panoramas); U-Net log-MSE;
     panoLANet stage 2 Eq. 9; a model with a ``training_loss(out, batch)`` method (the ported baselines) uses its own.
-    Always also reports the siMSE, so every model's curves compare."""
+    Stage "pano" adds the lighting loss if any ``light_*_weight`` is set, and reports the light-accuracy figures
+    (``irr_err`` ... of :func:`hdr_core.lighting.light_errors`, the prediction calibrated to its input as
+    render_eval does). Always also reports the siMSE, so every model's curves compare."""
     x = 2.0 * batch["ldr"] - 1.0
     gt_log = batch["hdr"].clamp(1e-8, 1e4).log()
     out = model(x)
@@ -179,7 +188,17 @@ def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, di
         loss = lanet_loss(out, gt_log, segmentation_labels(batch["hdr"]), cfg.seg_weight)
     else:
         loss = log_mse(out.log_hdr, gt_log)
-    return loss, {"si_mse": si_mse(out.log_hdr.detach(), gt_log).item()}
+    parts = {"si_mse": si_mse(out.log_hdr.detach(), gt_log).item()}
+    if cfg.stage == "pano":
+        weights = (cfg.light_irradiance_weight, cfg.light_glossy_weight, cfg.light_peak_weight)
+        if any(weights):
+            light, terms = light_loss(out.log_hdr.float(), batch["hdr"], batch["ldr"], *weights, return_parts=True)
+            loss = loss + light
+            parts.update({f"light_{k}": v.item() for k, v in terms.items()})
+        with torch.no_grad():
+            pred = calibrate(out.log_hdr.detach().float().clamp(max=20).exp(), batch["ldr"], channel_axis=1)
+            parts.update({k: v.mean().item() for k, v in light_errors(pred, batch["hdr"]).items()})
+    return loss, parts
 
 
 def trained_module(net, stage: str):
@@ -432,14 +451,18 @@ def main(argv: list[str] | None = None) -> dict:
         model.eval()
         out: dict[str, float] = {}
         for s, ds in val_sets.items():
-            losses, si = [], []
+            losses, si, light = [], [], {k: [] for k in LIGHT_METRICS}
             for batch in torch.utils.data.DataLoader(ds, batch_size=local_batch, num_workers=0):
                 batch = {k: v.to(device) for k, v in batch.items()}
                 with ctx:
                     loss, parts = compute_loss(cfg, module, batch)
                 losses.append(loss.item())
                 si.append(parts["si_mse"])
+                for k in LIGHT_METRICS:
+                    if k in parts:
+                        light[k].append(parts[k])
             out[f"val/{s}/loss"], out[f"val/{s}/si_mse"] = float(np.mean(losses)), float(np.mean(si))
+            out.update({f"val/{s}/{k}": float(np.mean(v)) for k, v in light.items() if v})
         total = sum(mix.values())
         if len(mix) == 1:
             (s,) = mix

@@ -200,6 +200,52 @@ def test_pano_si_weight_adds_the_whole_panorama_simse_to_eq9():
     assert parts["si_mse"] > 0 and mixed.item() == pytest.approx(eq9.item() + expected.item(), rel=1e-5)
 
 
+def test_light_loss_weights_add_the_lighting_terms_and_validation_reports_light_accuracy():
+    import torch
+
+    from hdr_core.losses import light_loss
+    from hdr_core.models import create_model
+    from hdr_core.train import compute_loss
+
+    torch.manual_seed(0)
+    net = create_model("panolanet_small").eval()
+    hdr = torch.rand(1, 3, 32, 64) * 4 + 0.01
+    hdr[..., 5:7, 20:22] = 500.0  # a sun the LDR clips
+    batch = {"ldr": hdr.clamp(0, 1), "hdr": hdr}
+    cfg = TrainConfig(data=["x"], stage="pano")
+    with torch.no_grad():
+        base, parts = compute_loss(cfg, net, batch)
+        lit, lit_parts = compute_loss(dataclasses.replace(cfg, light_irradiance_weight=1.0, light_glossy_weight=0.5,
+                                                          light_peak_weight=0.25), net, batch)
+        expected = light_loss(net(2.0 * batch["ldr"] - 1.0).log_hdr, hdr, batch["ldr"], 1.0, 0.5, 0.25)
+    assert expected.item() > 0 and lit.item() == pytest.approx(base.item() + expected.item(), rel=1e-5)
+    assert {"irr_err", "irr_bias", "light_angle", "peak_err", "peak_bias"} <= set(parts)
+    assert {"light_irradiance", "light_glossy", "light_peak"} <= set(lit_parts) and "light_peak" not in parts
+    assert parts["peak_bias"] < 0  # an untrained net does not restore the clipped sun
+    crop, crop_parts = compute_loss(dataclasses.replace(cfg, stage="crop", light_peak_weight=1.0), net, batch)
+    assert "irr_err" not in crop_parts  # crops are not panoramas: no light terms
+
+
+def test_light_loss_is_scale_free_after_calibration_and_sees_the_sun():
+    import torch
+
+    from hdr_core.losses import light_loss
+
+    gt = torch.rand(2, 3, 32, 64) * 0.5 + 0.05
+    gt[..., 4:6, 10:12] = 3e4
+    ldr = gt.clamp(max=1)
+    exact = light_loss(gt.log(), gt, ldr)
+    assert exact.item() < 1e-10
+    assert light_loss((gt * 7).log(), gt, ldr).item() < 1e-8  # Eq. 1 undoes a global scale, as render_eval does
+    weak = gt.clone()
+    weak[..., 4:6, 10:12] = 30.0  # the sun 1000x too weak
+    loss, parts = light_loss(weak.log(), gt, ldr, return_parts=True)
+    assert parts["peak"] > parts["glossy"] > 0 and parts["irradiance"] > 0.1  # ln(1000)^2 = 48 for the peak
+    x = weak.log().requires_grad_(True)
+    light_loss(x, gt, ldr).backward()
+    assert torch.isfinite(x.grad).all() and x.grad[..., 4:6, 10:12].abs().sum() > 0
+
+
 def _manifest_folder(tmp_path):
     """Synthetic panoramas with a manifest (classes, a two-file site group) and a validation groups file."""
     from conftest import synthetic_panorama
