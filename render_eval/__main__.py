@@ -62,10 +62,10 @@ def make_inputs(hdr_dir: Path, out: Path, base_seed: int, style: str = "virtual"
     """From-HDR mode: write ``out/inputs/ldr/<stem>.png`` in LDR ``style`` (:func:`hdr_core.looks.make_ldr`; the
     default is the virtual camera) for every panorama in ``hdr_dir``, with the drawn parameters beside it."""
     import numpy as np
-    from hdr_core.looks import make_ldr
 
     from hdr_core.errors import ImageError
     from hdr_core.io import read_hdr, write_ldr
+    from hdr_core.looks import make_ldr
 
     if not hdr_dir.is_dir():
         raise FileNotFoundError(f"{hdr_dir}: no such folder")
@@ -169,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--no-vdp", action="store_true", help="skip ColorVideoVDP (the slowest metric)")
     m.add_argument("--flip", action="store_true", help="also HDR-FLIP (slow on CPU)")
     m.add_argument("--no-noise-floor", action="store_true", help="skip the second-seed GT render")
+    m.add_argument("--noise-floor-every-style", action="store_true", help="with several --ldr-style: the noise "
+                   "floor row in every style (default: the first style only; it measures the render settings on the "
+                   "ground truth, which the styles change only by its calibration scale)")
     m.add_argument("--no-render", action="store_true", help="no Blender: only the panorama and light-accuracy "
                    "tables (seconds for the whole set)")
     x = ap.add_argument_group("execution")
@@ -229,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     order = method_order(methods)
     command = "python -m render_eval " + " ".join(shlex.quote(a) for a in argv)
     failed, per_style = [], {}
-    for style in styles if args.from_hdr else [None]:
+    for i, style in enumerate(styles if args.from_hdr else [None]):
         style_out = out / style if style is not None and len(styles) > 1 else out
         try:
             if args.from_hdr:
@@ -250,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
                                                         "paired_ref": args.paired_ref, "ldr_style": style,
                                                         "methods": [m.__dict__ for m in methods]}, indent=1))
         opts = Options(out=style_out, settings=settings, vdp=not args.no_vdp, flip=args.flip,
-                       noise_floor=not args.no_noise_floor, threads=args.threads, model_size=model_size,
-                       render=not args.no_render, cache_dir=out / "cache")
+                       noise_floor=not args.no_noise_floor and (i == 0 or args.noise_floor_every_style),
+                       threads=args.threads, model_size=model_size, render=not args.no_render,
+                       cache_dir=out / "cache")
         rows = run(items, methods, opts, jobs=args.jobs, progress=not args.no_progress)
         context = {**run_context(settings, command), "ldr_style": style}
         per_style[style] = finish(rows, order, style_out, context, report=not args.no_report,

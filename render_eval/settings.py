@@ -5,52 +5,62 @@ and kept fixed. Ground truth and every prediction are rendered with the same :cl
 seed; the settings' :meth:`~RenderSettings.digest` is part of every cache key, so a changed setting never reuses
 an old render.
 
-Measurements (2026-11-22, 2-core x86_64 shared with other jobs, bpy 5.0.1, Cycles CPU, Blender's ``forest.exr``
-world; wall time of one render including scene sync, world importance map and EXR write):
+Measurements (2026-12-02, ``benchmarks/noise_floor.py``; bpy 5.0.1, Cycles CPU, the project's 2-core x86_64 machine
+*shared with two other engineers' test suites*, load average 2-7, so wall times are upper bounds and CPU seconds
+(all threads of the process) the better guide). The noise floor is PSNR (dB) / SSIM between two renders that
+differ only by the seed, of the public test panoramas calibrated to their virtual-camera LDRs exactly as
+``python -m render_eval --from-hdr`` prepares its ground truth; MSE is the paper's (clipped, 1e-3).
 
-Seed-to-seed noise floor = PSNR (dB, display-encoded) / linear MSE between two renders differing only by the seed
-(``render_eval.render.noise_floor``), and seconds per render (the machine's load varied from 1 to 2.5):
+Screening on the three noisiest panoramas (courtyard, interior, sunrise; 320x180 unless noted):
 
-=============================================  ===========  ========  ======
-forest.exr, 320x180 unless noted               PSNR (dB)    MSE       s
-=============================================  ===========  ========  ======
-32 spp                                         27.1         0.054     2.4-2.8
-64 spp                                         29.5         0.027     4.3-5.7
-**128 spp (default)**                          **31.9**     0.0148    8.5-11
-256 spp                                        34.1         0.0073    15-26
-128 spp, world map MANUAL 256                  31.1         0.0177    8.5
-128 spp, world map AUTOMATIC (1024 px)         32.4         0.0145    14-19
-128 spp, caustics off                          34.8         0.0079    8.7-11
-32 spp + OpenImageDenoise                      35.4         0.0098    4.2-4.4
-480x270, 32 spp + OpenImageDenoise             37.7         0.0126    7.6-13.5
-128 spp, map 256, threads=1 (same images as   31.1         0.0177    15.3
-with 2 threads up to float rounding)
-=============================================  ===========  ========  ======
+===============================================================  ==========  =========  ===========  ======
+variant                                                          min PSNR    min SSIM   max MSE      CPU s
+===============================================================  ==========  =========  ===========  ======
+128 spp, no denoiser, caustics on (the default until 2026-12-02)  24.7        0.587      9.83         15.9
+128 spp, caustics off                                            25.5        0.622      8.08         15.4
+128 spp, path guiding (surface, deterministic)                   24.6        0.583      9.99         24.5
+32 spp + OpenImageDenoise (albedo + normal, accurate prefilter)  34.6        0.977      1.05         6.2
+64 spp + OIDN                                                    36.1        0.981      0.70         9.6
+64 spp + OIDN + path guiding                                     35.2        0.982      0.96         13.1
+64 spp + OIDN, caustics off                                      38.2        0.987      0.34         8.4
+128 spp + OIDN, caustics off                                     39.2        0.990      0.27         14.1
+128 spp + OIDN, caustics off, 256x144                            38.3        0.986      0.34         8.9
+256 spp + OIDN, caustics off                                     40.5        0.991      0.21         26.4
+512 spp adaptive (threshold 0.01, min 64) + OIDN, caustics off   41.8        0.993      0.14         48.6
+===============================================================  ==========  =========  ===========  ======
 
-Other worlds at the default: sunrise.exr 26.2 dB (30.0 with caustics off), interior.exr 25.9 dB (26.7): their
-suns (up to 3e4) make caustic fireflies. The first render of a process also loads the kernels and builds the
-scene (9 s in all at the default). A render at 64x36, 16 spp takes about 0.2 s (the tests use it). Debian's
-Blender 3.4.1 renders the default scene in 7.9 s; its render of forest.exr differs from bpy 5.0.1's by 31.7 dB,
-i.e. by about the noise floor (region means within 1 %).
+256 spp + OIDN, caustics off on all 8 test panoramas: 39.2-48.4 dB (studio 39.2, night 39.6 below 40), SSIM
+>= 0.991, 26 CPU s per render. On the two that missed (night / studio, dB): 384 spp 39.3 / 41.2; 256 spp with a
+2048 px world importance map 40.1 / 39.1; 256 spp with the AUTOMATIC map 40.2 / 39.1; 384 spp adaptive (0.005, min
+128) 39.4 / 41.2: the night scene's small lamps need the finer importance map, the studio's softboxes more samples.
+**384 spp + OIDN, caustics off, 2048 map (the default)**: forest 42.9, interior 41.9, night 40.1, studio 41.0 dB
+(SSIM >= 0.994), 41-50 CPU s per render at load 3-7; the per-panorama noise floor of all 8 is the ``noise floor``
+row of ``docs/results.md`` and is listed in ``scenes/README.md``.
 
-Renders with the same seed and settings are equal to ~1e-7 relative, not bitwise (Cycles accumulates samples
-from several threads).
+Older measurements (2026-11-22, forest.exr, no denoiser): 32/64/128/256 spp gave 27.1/29.5/31.9/34.1 dB; a 256 px
+world map cost 0.8 dB against 1024; the first render of a process also loads the kernels and builds the scene (9 s).
+A render at 64x36, 16 spp takes about 0.2 s (the tests use it). Debian's Blender 3.4.1 renders the scene but has no
+OpenImageDenoise: there ``--set denoiser=null`` (other settings, other numbers). Renders with the same seed and
+settings are equal to ~1e-7 relative, not bitwise (Cycles accumulates samples from several threads); OIDN keeps
+that (same seed, same denoised image).
 
 Choices that follow from them:
 
-* 320x180, 128 samples, no denoiser. Denoising makes the error depend on the denoiser's guesses (which differ
-  between GT and prediction renders) and OpenImageDenoise is missing from Debian's Blender 3.4; it stays
-  available as an option (``denoiser="OPENIMAGEDENOISE"``).
-* No adaptive sampling (it saves nothing at <= 256 samples and makes the sample count image-dependent).
-* No clamping (clamping removes energy, i.e. biases exactly the HDR highlights under test). The price is
-  occasional fireflies from the sun through the glossy/glass balls, which the seed-to-seed noise floor includes.
-* World importance map ``MANUAL`` at 1024 px wide: ``AUTOMATIC`` rebuilds a map sized from the panorama every
-  render (about 2 s more per render); a fixed 1024 map nearly matches its noise for 1024x512 panoramas, while a
-  256 map is 0.8 dB noisier.
-* Caustics stay on (Blender's default; the sun focused by the glass ball is part of what an HDR light does),
-  although turning them off would raise the noise floor by about 3 dB.
+* 320x180, 384 samples, OpenImageDenoise with albedo and normal passes and the accurate prefilter, applied alike to
+  every render (ground truth, noise floor, every method). The denoiser is what lifts SSIM from 0.6-0.8 (where it
+  measured mostly render noise) to >= 0.99; its guesses are a function of the render, so a prediction that lights
+  the scene like the ground truth still renders like it. A lower resolution at the same cost is noisier after
+  denoising (fewer pixels for OIDN to pool).
+* No adaptive sampling (the same quality costs more here, and it makes the sample count image-dependent); no path
+  guiding (no gain on this scene, 1.5x the cost).
+* Caustics off, reflective and refractive: the sun or a lamp focused by the glass and glossy balls onto the plane
+  makes fireflies that no denoiser removes reliably (3 dB of noise floor before denoising, more after). The price:
+  the glass ball's shadow has no focused light in it, for the ground truth as for every method.
+* No clamping (clamping removes energy, i.e. biases exactly the HDR highlights under test).
+* World importance map ``MANUAL`` at 2048 px wide: as fine as ``AUTOMATIC`` on the night scene's lamps, without
+  rebuilding a map sized from each panorama.
 * GT and prediction use the same seed, so their noise is correlated: a prediction that is the GT times k renders
-  as k times the GT's render (up to float rounding). The seed-to-seed floor is a pessimistic bound.
+  as k times the GT's render (up to float rounding and the denoiser). The seed-to-seed floor is a pessimistic bound.
 
 Geometry (Blender units, Z up): four spheres of radius 1 resting on a 30x30 diffuse plane at z = 0, centres at
 x = -3.45, -1.15, 1.15, 3.45 (left to right in the image: glass, glossy metal, diffuse, mixed diffuse+glossy); the
@@ -89,12 +99,13 @@ class RenderSettings:
     # --- image and sampling -------------------------------------------------------------------------------------
     resolution: tuple[int, int] = (320, 180)
     """Render size in pixels ``(width, height)`` at 100 %."""
-    samples: int = 128
-    """Cycles path-tracing samples per pixel (adaptive sampling off: every pixel gets exactly this many)."""
+    samples: int = 384
+    """Cycles path-tracing samples per pixel (adaptive sampling off by default: every pixel gets exactly this many)."""
     seed: int = 0
     """Cycles sampling seed (``scene.cycles.seed``; the animated seed is off). GT and predictions share it."""
-    denoiser: str | None = None
-    """None, or ``"OPENIMAGEDENOISE"`` (not in Debian's Blender 3.4 build)."""
+    denoiser: str | None = "OPENIMAGEDENOISE"
+    """``"OPENIMAGEDENOISE"`` (with albedo and normal passes, accurate prefilter; ships in the bpy wheel and
+    Blender's own builds, not in Debian's Blender 3.4), or None."""
     threads: int = 0
     """CPU render threads; 0 = one per logical core. Changes the result only by float rounding (~1e-7)."""
     adaptive_threshold: float = 0.0
@@ -118,10 +129,11 @@ class RenderSettings:
     """Transmission bounce limit: light refracts at least twice through the glass ball (Blender's default)."""
     transparent_bounces: int = 8
     """Transparent bounce limit (nothing in the scene is transparent; Blender's default)."""
-    caustics_reflective: bool = True
-    """Keep reflective caustics (sun light focused by the glossy balls onto the plane)."""
-    caustics_refractive: bool = True
-    """Keep refractive caustics (sun light focused by the glass ball onto the plane)."""
+    caustics_reflective: bool = False
+    """Reflective caustics (sun light focused by the glossy balls onto the plane); off: their fireflies cost ~3 dB
+    of noise floor and no denoiser removes them reliably."""
+    caustics_refractive: bool = False
+    """Refractive caustics (sun light focused by the glass ball onto the plane); off, as the reflective ones."""
     blur_glossy: float = 0.0
     """Cycles "Filter Glossy" (0 = off: no roughness added to glossy paths)."""
     sample_clamp_direct: float = 0.0
@@ -151,9 +163,9 @@ class RenderSettings:
     like ``np.roll(pano, W // 4, axis=1)`` at 0."""
     world_sampling_method: str = "MANUAL"
     """World importance-map mode; ``MANUAL`` with a fixed size avoids rebuilding a large map per render."""
-    world_map_resolution: int = 1024
-    """Width of the world importance map when ``world_sampling_method == "MANUAL"`` (1024: as fine as
-    ``AUTOMATIC`` for 1024x512 panoramas, without rebuilding it from the image size every render)."""
+    world_map_resolution: int = 2048
+    """Width of the world importance map when ``world_sampling_method == "MANUAL"`` (2048, twice a 1k panorama's
+    width: small lamps are sampled as finely as ``AUTOMATIC`` does, without rebuilding the map's size per image)."""
 
     # --- camera -------------------------------------------------------------------------------------------------
     camera_location: Vec3 = (0.0, -11.0, 2.4)

@@ -21,7 +21,9 @@ from render_eval import scene as sc  # noqa: E402
 
 pytestmark = pytest.mark.bpy
 
-TINY = RenderSettings(resolution=(64, 36), samples=16)
+#: Tiny renders for the physics and bookkeeping checks, without the denoiser (it would blur the identities under
+#: test); the default settings' denoiser has its own test below.
+TINY = RenderSettings(resolution=(64, 36), samples=16, denoiser=None)
 
 
 def _close(a: np.ndarray, b: np.ndarray) -> bool:
@@ -57,8 +59,10 @@ def test_settings_roundtrip_and_digest():
     assert RenderSettings.from_dict(s.to_dict()) == s
     assert s.digest() == RenderSettings().digest() and len(s.digest()) == 64
     assert s.replace(seed=1).digest() != s.digest()
-    assert s.replace(samples=64).samples == 64 and s.samples == 128
-    assert s.world_sampling_method == "MANUAL" and s.denoiser is None
+    assert s.replace(samples=64).samples == 64 and s.samples == 384
+    assert s.world_sampling_method == "MANUAL" and s.denoiser == "OPENIMAGEDENOISE"
+    assert not s.caustics_reflective and not s.caustics_refractive and s.adaptive_threshold == 0
+    assert not s.path_guiding
     assert s.sample_clamp_direct == 0 and s.sample_clamp_indirect == 0
     with pytest.raises(ValueError):
         RenderSettings.from_dict({"no_such_setting": 1})
@@ -94,7 +98,10 @@ def test_scene_content():
     scene = bpy.context.scene
     assert scene.render.engine == "CYCLES" and scene.cycles.device == "CPU"
     assert scene.cycles.seed == 0 and not scene.cycles.use_animated_seed
-    assert scene.cycles.samples == 128 and not scene.cycles.use_adaptive_sampling and not scene.cycles.use_denoising
+    assert scene.cycles.samples == 384 and not scene.cycles.use_adaptive_sampling
+    assert scene.cycles.use_denoising == ("OPENIMAGEDENOISE" in bc.available_denoisers())
+    assert scene.cycles.denoising_input_passes == "RGB_ALBEDO_NORMAL"
+    assert not scene.cycles.caustics_reflective and not scene.cycles.caustics_refractive
     assert (scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage) == (320, 180, 100)
     assert scene.camera is not None and scene.camera.name == names["camera"]
     assert scene.world.cycles.sampling_method == "MANUAL"
@@ -264,6 +271,17 @@ def test_noise_floor(pano):
     nf = rr.noise_floor(pano, TINY)
     assert nf["samples"] == 16 and nf["seeds"] == (0, 1)
     assert 5.0 < nf["psnr"] < 60.0 and nf["mse"] > 0
+
+
+def test_default_denoiser_is_deterministic_and_lowers_the_seed_to_seed_noise(pano):
+    if "OPENIMAGEDENOISE" not in bc.available_denoisers():
+        pytest.skip("this Blender has no OpenImageDenoise")
+    den = TINY.replace(denoiser=RenderSettings().denoiser, resolution=(96, 54))
+    a, b, c = (rr.render_panorama(pano, den, seed=s) for s in (0, 0, 1))
+    assert _close(a, b)  # same seed: the same denoised image
+    raw = [rr.render_panorama(pano, den.replace(denoiser=None), seed=s) for s in (0, 1)]
+    assert np.abs(a - c).mean() < 0.5 * np.abs(raw[0] - raw[1]).mean()  # the denoiser removes most seed noise
+    assert abs(a.mean() - raw[0].mean()) < 0.05 * raw[0].mean()  # ... and keeps the image's level
 
 
 def test_denoiser_unavailable_is_an_error(pano):
