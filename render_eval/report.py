@@ -223,6 +223,13 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def bar_plots(summary: list[dict], order: list[str], folder: Path) -> list[Path]:
     """One bar plot (mean with 95 % CI) per metric, as PNGs in ``folder``."""
     plt = _plt()
@@ -240,11 +247,7 @@ def bar_plots(summary: list[dict], order: list[str], folder: Path) -> list[Path]
                   else "lower is better")
         ax.set_title(f"{metric_name(k)} ({better})", fontsize=9)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-        fig.tight_layout()
-        path = folder / f"{k}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, folder / f"{k}.png"))
     return paths
 
 
@@ -273,11 +276,7 @@ def light_plots(rows: list[dict], order: list[str], folder: Path) -> list[Path]:
         ax.set_ylabel("stops (+ = too bright)", fontsize=8)
         ax.set_title(f"{metric_name(k)} per panorama (0 is best)", fontsize=9)
         ax.legend(fontsize=7, ncol=min(len(methods), 6))
-        fig.tight_layout()
-        path = folder / f"per_panorama_{k}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(plt, fig, folder / f"per_panorama_{k}.png"))
     return paths
 
 
