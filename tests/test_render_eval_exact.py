@@ -94,3 +94,18 @@ def test_no_render_mode_gives_the_light_table_without_blender_renders(tmp_path):
     assert "Light accuracy" in html and "too dark" in html and (out / "plots" / "per_panorama_irr_bias.png").is_file()
     meta = json.loads((out / "summary.json").read_text())
     assert any("irr_err" in e for e in meta["paired"])
+    # the compact tables of docs/results.md come from these outputs
+    import importlib.util
+    import io
+    from contextlib import redirect_stdout
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("results_tables", Path(__file__).parents[1] / "scripts" /
+                                                  "results_tables.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert mod.main([str(out)]) == 0
+    text = buf.getvalue()
+    assert "no rendering" in text and "| koeo | 3/3 |" in text and "Paired against `ldr`" in text
