@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     order = method_order(methods)
     command = "python -m render_eval " + " ".join(shlex.quote(a) for a in argv)
     failed, per_style = [], {}
-    for i, style in enumerate(styles if args.from_hdr else [None]):
+    for k, style in enumerate(styles if args.from_hdr else [None]):
         style_out = out / style if style is not None and len(styles) > 1 else out
         try:
             if args.from_hdr:
@@ -241,8 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 gt_dir, ldr_dir = Path(args.gt), Path(args.ldr)
             items, problems = discover(gt_dir, ldr_dir)
             if args.shard:
-                i, n = (int(v) for v in args.shard.split("/"))
-                items = shard(items, i, n)
+                index, count = (int(v) for v in args.shard.split("/"))
+                items = shard(items, index, count)
         except (ValueError, FileNotFoundError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         "paired_ref": args.paired_ref, "ldr_style": style,
                                                         "methods": [m.__dict__ for m in methods]}, indent=1))
         opts = Options(out=style_out, settings=settings, vdp=not args.no_vdp, flip=args.flip,
-                       noise_floor=not args.no_noise_floor and (i == 0 or args.noise_floor_every_style),
+                       noise_floor=not args.no_noise_floor and (k == 0 or args.noise_floor_every_style),
                        threads=args.threads, model_size=model_size, render=not args.no_render,
                        cache_dir=out / "cache")
         rows = run(items, methods, opts, jobs=args.jobs, progress=not args.no_progress)
