@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def _load() -> str:
@@ -38,8 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the rows to this file")
     args = ap.parse_args(argv)
 
+    import importlib.util
+
     from hdr_core.data.synth import _quiet_stdout, sample_params
-    from render_eval import synth_scene as ss
+
+    spec = importlib.util.spec_from_file_location("synth_panorama", ROOT / "scenes" / "synth_panorama.py")
+    ss = importlib.util.module_from_spec(spec)  # the bpy scene builder (imports bpy)
+    spec.loader.exec_module(ss)
     from render_eval.render import render_current_scene
 
     print(f"cpus {os.cpu_count()}, load average before: {_load()}")

@@ -17,6 +17,7 @@ Outputs in ``out_dir``: ``config.yaml`` (resolved), ``tb/`` (TensorBoard), ``che
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import hashlib
 import json
@@ -39,7 +40,13 @@ from hdr_core.camera import CameraConfig
 from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text, save_model
 from hdr_core.data.catalog import ManifestError, entries_for, load_validation_groups, prefer_originals, split_by_groups
 from hdr_core.data.pairs import PairConfig, PairDataset, check_styles, find_hdr_files, load_panoramas
-from hdr_core.data.splits import check_site_groups, check_training_files, filter_training_files
+from hdr_core.data.splits import (
+    SplitViolation,
+    check_site_groups,
+    check_training_files,
+    filter_training_files,
+    violations,
+)
 from hdr_core.lighting import LIGHT_METRICS, light_errors
 from hdr_core.losses import lanet_loss, light_loss, log_mse, pano_masked_loss, si_mse
 from hdr_core.masks import segmentation_labels
@@ -280,7 +287,7 @@ def load_weights(net, folder: Path, strict: bool = True) -> None:
 
 def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: list[Path], val_files: list[Path],
                     excluded: list[Path], finished: str | None = None, duplicates: list[Path] = (),
-                    val_groups: dict | None = None) -> dict:
+                    val_groups: dict | None = None, excluded_reasons: dict | None = None) -> dict:
     """What ``RUN/model/training.json`` holds: the command and the resolved config, the data (train / validation /
     excluded by the split rules / lower-resolution duplicates, each panorama with its normalised manifest entry:
     class, site group, licence, provenance; :func:`hdr_core.data.catalog.read_manifest`), the validation groups
@@ -297,7 +304,9 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
         "command": command,
         "config": dataclasses.asdict(cfg),
         "data": {"train": train, "validation": panoramas(val_files),
-                 "excluded_by_split_rules": panoramas(excluded), "dropped_duplicates": panoramas(list(duplicates)),
+                 "excluded_by_split_rules": [{**e, "excluded_because": (excluded_reasons or {}).get(Path(f), "")}
+                                             for f, e in zip(sorted(excluded), panoramas(excluded))],
+                 "dropped_duplicates": panoramas(list(duplicates)),
                  "validation_groups": val_groups,
                  "train_counts": {"panoramas": len(train),
                                   "by_folder": _counts(e["folder"] for e in train),
@@ -316,10 +325,7 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
 
 
 def _counts(values) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return dict(sorted(out.items()))
+    return dict(sorted(collections.Counter(values).items()))
 
 
 # ---------------------------------------------------------------------------------------------------- main
@@ -361,6 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
     files = find_hdr_files(cfg.data)
     if not files:
         raise SystemExit(f"no .hdr/.exr panoramas found in {cfg.data}")
+    excluded_reasons = violations(files)
     kept = filter_training_files(files)
     excluded = sorted(set(files) - set(kept))
     if master and excluded:
@@ -379,9 +386,9 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             val_files = [f for f in files if f.stem in set(cfg.val_scenes)]
             train_files = [f for f in files if f.stem not in set(cfg.val_scenes)]
-    except ManifestError as e:
+        check_site_groups(train_files, val_files)
+    except (ManifestError, SplitViolation) as e:
         raise SystemExit(f"error: {e}") from e
-    check_site_groups(train_files, val_files)
     if not train_files:
         raise SystemExit("every panorama is a validation scene: nothing to train on")
     pair_cfg = PairConfig(mode=cfg.stage, crop_size=cfg.crop_size, pano_height=cfg.pano_height,
@@ -541,7 +548,7 @@ def main(argv: list[str] | None = None) -> dict:
         save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step})
         command = "python -m hdr_core.train " + shlex.join(sys.argv[1:] if argv is None else argv)
         record = training_record(cfg, summary, command, train_files, val_files, excluded, duplicates=duplicates,
-                                 val_groups=val_groups)
+                                 val_groups=val_groups, excluded_reasons=excluded_reasons)
         atomic_write_text(out_dir / "model" / "training.json", json.dumps(record, indent=2))
         atomic_write_text(out_dir / "final.json", json.dumps(summary, indent=2))
         writer.close()

@@ -42,7 +42,7 @@ train ablation_lanet_small_stage2
 for m in hdrcnn singlehdr fhdr; do train "${m}_small_stage1"; train "${m}_small_stage2"; done
 SYNTH_METHOD=""
 if [ "${SYNTH_EXPERIMENT:-0}" = 1 ]; then
-  $PY -m hdr_core.data.synth --n 16 --out data/synth
+  $PY scenes/synth_panorama.py --n 16 --out data/synth
   train synth_panolanet_small_stage1; train synth_panolanet_small_stage2
   SYNTH_METHOD="--method panolanet_small_synth=model:runs/synth_panolanet_small_stage2/model"
 fi

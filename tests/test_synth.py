@@ -102,6 +102,33 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
     assert "--width" in capsys.readouterr().err
     assert synth.main(["--n", "1", "--out", str(tmp_path), "--samples", "0"]) == 1
     assert not list(tmp_path.glob("*.exr"))
+    # hdr_core has no renderer of its own: it says where the Blender scene builder is
+    capsys.readouterr()
+    assert synth.main(["--n", "1", "--out", str(tmp_path), "--width", "32", "--samples", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "scenes/synth_panorama.py" in err[0]
+
+
+def test_hdr_core_imports_no_blender_or_render_eval_code():
+    """Issue #14 part 4: hdr_core (synth included) never imports bpy, render_eval or the scenes/ builders."""
+    import pkgutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import hdr_core
+
+    names = [m.name for m in pkgutil.walk_packages(hdr_core.__path__, "hdr_core.") if not m.name.endswith("__main__")]
+    code = ("import importlib, sys\n"
+            f"for n in {names!r}: importlib.import_module(n)\n"
+            "bad = sorted(m for m in sys.modules\n"
+            "             if m.split('.')[0] in ('bpy', 'render_eval', 'scenes', 'synth_panorama'))\n"
+            "print(len(bad)); print(bad)")
+    root = Path(__file__).resolve().parents[1]
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.splitlines()[0] == "0", res.stdout
+    assert "hdr_core.data.synth" in names and "hdr_core.looks" in names
 
 
 # --- renders (bpy) ----------------------------------------------------------------------------------------------
@@ -123,9 +150,14 @@ def _sunny_outdoor() -> SynthParams:
 @pytest.fixture(scope="module")
 def ss():
     pytest.importorskip("bpy")  # conftest.py has pointed BLENDER_USER_RESOURCES at a temp dir by now
-    from render_eval import synth_scene
+    import importlib.util
+    from pathlib import Path
 
-    return synth_scene
+    path = Path(__file__).resolve().parents[1] / "scenes" / "synth_panorama.py"
+    spec = importlib.util.spec_from_file_location("synth_panorama", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.bpy
@@ -209,7 +241,7 @@ def test_seam_helpers(ss):
 def test_cli_end_to_end_and_resume(tmp_path, ss, capsys):
     out = tmp_path / "synth"
     args = ["--n", "2", "--out", str(out), "--seed", "11", "--width", "32", "--samples", "4"]
-    assert synth.main(args) == 0
+    assert ss.main(args) == 0
     assert "rendered 2, skipped 0" in capsys.readouterr().out
     exrs = sorted(p.name for p in out.glob("*.exr"))
     assert exrs == ["synth_00000.exr", "synth_00001.exr"]
@@ -226,8 +258,8 @@ def test_cli_end_to_end_and_resume(tmp_path, ss, capsys):
     assert all(e["source"] == "synthetic" and e["split"] == "synthetic" and "CC0" in e["licence"] for e in manifest)
     assert not list(out.glob(".*"))  # no temp files left
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.exr")}
-    assert synth.main(args) == 0  # resume: nothing to do
+    assert ss.main(args) == 0  # resume: nothing to do
     assert "rendered 0, skipped 2" in capsys.readouterr().out
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in out.glob("*.exr")}
-    assert synth.main([*args[:4], "--seed", "12", *args[6:]]) == 1  # another data set in the same folder
+    assert ss.main([*args[:4], "--seed", "12", *args[6:]]) == 1  # another data set in the same folder
     assert "other parameters" in capsys.readouterr().err

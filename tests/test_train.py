@@ -172,6 +172,7 @@ def test_training_record_takes_each_panoramas_manifest_entry(tmp_path):
     assert rec["data"]["train_counts"] == {"panoramas": 1, "by_folder": {str(tmp_path): 1}, "by_class": {"unknown": 1}}
     assert rec["ldr_styles"] == {"virtual": 1.0}
     assert rec["data"]["excluded_by_split_rules"][0]["split"] == "test-site"
+    assert rec["data"]["excluded_by_split_rules"][0]["excluded_because"] == ""  # no reason given to this call
     assert rec["metrics"] == {"steps": 3} and rec["finished_utc"] == "2026-12-02 09:00 UTC"
     assert "init_from_record" not in rec and json.loads(json.dumps(rec)) == rec
     model_dir = tmp_path / "weights"  # init_from a model folder (as the shipped weights are) finds its record
@@ -256,11 +257,13 @@ def _manifest_folder(tmp_path):
     folder.mkdir()
     rows = []
     spec = [("s0", "outdoor"), ("s1", "outdoor"), ("s2", "outdoor"), ("r0", "indoor"), ("r1", "indoor"),
-            ("r2", "indoor"), ("n0", "night"), ("t0", "outdoor"), ("t1", "indoor"), ("g0", "indoor"), ("g1", "indoor")]
+            ("r2", "indoor"), ("n0", "night"), ("t0", "outdoor"), ("t1", "indoor"), ("g0", "indoor"), ("g1", "indoor"),
+            ("x0", "indoor")]
     for i, (name, cls) in enumerate(spec):
         write_hdr(folder / f"{name}.hdr", synthetic_panorama(32, i))
         rows.append({"name": name, "file": f"{name}.hdr", "class": cls, "site_group": "g" if name[0] == "g" else name,
-                     "licence": "CC0-1.0 (Poly Haven)", "polyhaven_slug": name, "source_repo": "x/y"})
+                     "licence": "CC0-1.0 (Poly Haven)", "source_repo": "x/y",
+                     "polyhaven_slug": "studio_small_09" if name == "x0" else name})  # x0: the test studio's series
     (folder / "manifest.json").write_text(json.dumps(rows))
     groups = tmp_path / "val.yaml"
     groups.write_text(yaml.safe_dump({"version": 1, "groups": {"sunny_outdoor": ["s0", "s1", "s2"],
@@ -288,6 +291,8 @@ def test_style_mix_validation_per_style_and_groups_in_the_record(tmp_path):
     assert rec["data"]["train_counts"]["by_class"] == {"indoor": 2, "outdoor": 1}
     assert rec["data"]["validation_groups"]["site_groups"] == sorted(["s0", "s1", "s2", "r0", "r1", "g", "n0"])
     assert rec["ldr_styles"] == {"virtual": 0.75, "phone_hdr": 0.25}
+    (x0,) = rec["data"]["excluded_by_split_rules"]
+    assert x0["name"] == "x0" and "shares its site with test scene studio" in x0["excluded_because"]
 
 
 def test_bad_style_options_and_singlehdr_needs_the_virtual_camera(tmp_path, pano_folder):
@@ -300,3 +305,7 @@ def test_bad_style_options_and_singlehdr_needs_the_virtual_camera(tmp_path, pano
     with pytest.raises(SystemExit, match="virtual camera's response curve"):
         main(_args(pano_folder, tmp_path / "s", "--model", "singlehdr_small", "--steps", "1",
                    "--ldr-styles", "{virtual: 0.5, filmic: 0.5}"))
+    folder, _ = _manifest_folder(tmp_path)  # val_scenes that split a site group: one clear error
+    with pytest.raises(SystemExit, match="site group 'g' is also in training"):
+        main(["--config", str(ROOT / "configs" / "smoke.yaml"), "--data", str(folder), "--val-scenes", "g0",
+              "--out-dir", str(tmp_path / "g"), "--progress", "false", "--steps", "1"])

@@ -1,4 +1,8 @@
-"""``python -m hdr_core.data fetch pmndrs|blender --out DIR`` and ``python -m hdr_core.data manifest DIR``."""
+"""``python -m hdr_core.data fetch pmndrs|blender|polyhaven --out DIR`` and ``python -m hdr_core.data manifest DIR``.
+
+``fetch polyhaven`` takes ``--slugs a,b`` or ``--slugs-from MANIFEST`` (every ``polyhaven_slug`` in it) or ``--all``,
+and ``--res`` (default 1k) and ``--format`` (hdr or exr); see :mod:`hdr_core.data.polyhaven`.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hdr_core.data", description="HDR panorama data sets")
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="fetch a data set into a folder")
-    f.add_argument("source", choices=["pmndrs", "blender"])
+    f.add_argument("source", choices=["pmndrs", "blender", "polyhaven"])
     f.add_argument("--out", required=True)
+    ph = f.add_argument_group("polyhaven")
+    which = ph.add_mutually_exclusive_group()
+    which.add_argument("--slugs", default=None, help="comma-separated Poly Haven slugs")
+    which.add_argument("--slugs-from", default=None, metavar="MANIFEST", help="every polyhaven_slug of a manifest")
+    which.add_argument("--all", action="store_true", help="every HDRI on Poly Haven")
+    ph.add_argument("--res", default="1k", help="resolution (1k, 2k, 4k, ...)")
+    ph.add_argument("--format", default="hdr", choices=["hdr", "exr"])
+    ph.add_argument("--api", default=None, help="API base URL (default https://api.polyhaven.com)")
+    ph.add_argument("--delay", type=float, default=0.5, help="seconds between requests")
+    ph.add_argument("--retries", type=int, default=4)
+    ph.add_argument("--no-progress", action="store_true")
     m = sub.add_parser("manifest", help="(re)write manifest.json for a folder of panoramas")
     m.add_argument("folder")
     m.add_argument("--source", default="user folder")
@@ -24,6 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "manifest":
             print(write_manifest(args.folder, args.source, args.licence))
+        elif args.source == "polyhaven":
+            from hdr_core.data.polyhaven import API, fetch_polyhaven, slugs_from_manifest
+
+            if args.slugs_from:
+                slugs = slugs_from_manifest(args.slugs_from)
+            elif args.slugs:
+                slugs = [s.strip() for s in args.slugs.split(",") if s.strip()]
+            elif not args.all:
+                ap.error("fetch polyhaven: give --slugs, --slugs-from or --all")
+            else:
+                slugs = None
+            for p in fetch_polyhaven(args.out, slugs, all_hdris=args.all, res=args.res, fmt=args.format,
+                                     api=args.api or API, delay=args.delay, retries=args.retries,
+                                     progress=not args.no_progress):
+                print(p)
         elif args.source == "pmndrs":
             for p in fetch_pmndrs(args.out):
                 print(p)

@@ -1,8 +1,9 @@
 """Synthetic HDR panoramas: random outdoor and indoor scenes rendered by Blender Cycles (``docs/synth.md``).
 
-This module is pure Python (numpy only): the scene parameters, their random sampling and the command line. The
-Blender side, which turns a :class:`SynthParams` into an equirectangular Cycles render, is
-:mod:`render_eval.synth_scene`; the command line imports it (and so ``bpy``) lazily, in the same process.
+This module is pure Python (numpy only) and imports no Blender code: the scene parameters, their random sampling and
+the resumable generator loop (:func:`generate`, :func:`main`), which takes the renderer as an argument. The Blender
+side, which turns a :class:`SynthParams` into an equirectangular Cycles render, is the scene builder
+``scenes/synth_panorama.py`` (beside the evaluation scene), whose command line runs this generator with it.
 
 Two kinds of scene, both seen by a 360x180 degree equirectangular camera about 1.6 m above the floor:
 
@@ -21,7 +22,10 @@ Distances are metres, angles radians, colours linear RGB reflectances; lamp powe
 
 Command line (resumable: finished panoramas are skipped; each EXR appears atomically)::
 
-    python -m hdr_core.data.synth --n 1000 --out data/synth --seed 0 --width 512 --samples 32 --progress
+    python scenes/synth_panorama.py --n 1000 --out data/synth --seed 0 --width 512 --samples 32 --progress
+
+(``python -m hdr_core.data.synth`` takes the same arguments but has no renderer: it checks them and a finished
+folder, and says to use the command above when anything is left to render.)
 
 writes ``synth_00000.exr`` ... (float32 linear RGB), a sidecar ``synth_00000.json`` per panorama (its parameters
 and render settings) and ``manifest.json`` (:func:`hdr_core.data.sources.write_manifest`; source ``synthetic``,
@@ -528,7 +532,7 @@ def sample_params(seed: int, i: int, indoor_fraction: float = 0.4, sky_only_frac
 
 # --- command line -----------------------------------------------------------------------------------------------
 
-#: ``--denoiser`` values: ``auto`` = OpenImageDenoise except for sky-only panoramas (render_eval.synth_scene).
+#: ``--denoiser`` values: ``auto`` = OpenImageDenoise except for sky-only panoramas (scenes/synth_panorama.py).
 DENOISERS = ("auto", "none", "OPENIMAGEDENOISE")
 MANIFEST_SOURCE = "synthetic"
 MANIFEST_LICENCE = "CC0-1.0 (generated)"
@@ -565,18 +569,24 @@ def _is_done(exr: Path, sidecar: Path, params: SynthParams, render: dict[str, An
     return True
 
 
+#: What renders one panorama: ``render(params, width=, samples=, threads=, denoiser=, info=) -> HxWx3 float32``
+#: (``scenes/synth_panorama.render_synth``).
+Renderer = Any
+
+
 def generate(n: int, out: str | Path, seed: int = 0, width: int = 512, samples: int = 32,
              indoor_fraction: float = 0.4, sky_only_fraction: float = 0.05, start: int = 0, threads: int = 0,
-             denoiser: str = "auto", progress: bool = False) -> dict[str, Any]:
+             denoiser: str = "auto", progress: bool = False, renderer: Renderer | None = None) -> dict[str, Any]:
     """Render panoramas ``start .. start + n - 1`` into ``out`` (skipping finished ones) and write the manifest.
 
-    Needs ``bpy`` when anything is left to render. Arguments are those of the command line (``--help``).
+    Needs ``renderer`` (:data:`Renderer`) when anything is left to render. Other arguments are those of the command
+    line (``--help``).
 
     Returns:
         ``{"rendered": k, "skipped": m, "seconds": [per rendered panorama], "manifest": path}``.
     """
     args = argparse.Namespace(width=width, samples=samples, denoiser=denoiser)
-    return _generate(n, Path(out), seed, indoor_fraction, sky_only_fraction, start, threads, args, progress)
+    return _generate(n, Path(out), seed, indoor_fraction, sky_only_fraction, start, threads, args, progress, renderer)
 
 
 @contextlib.contextmanager
@@ -596,7 +606,7 @@ def _quiet_stdout():
 
 
 def _generate(n: int, out: Path, seed: int, indoor_fraction: float, sky_only_fraction: float, start: int,
-              threads: int, args: argparse.Namespace, progress: bool) -> dict[str, Any]:
+              threads: int, args: argparse.Namespace, progress: bool, renderer: Renderer | None) -> dict[str, Any]:
     from tqdm import tqdm
 
     from hdr_core.checkpoint import atomic_write_text
@@ -613,7 +623,6 @@ def _generate(n: int, out: Path, seed: int, indoor_fraction: float, sky_only_fra
         raise ValueError(f"--denoiser must be one of {', '.join(DENOISERS)}, got {args.denoiser!r}")
     out.mkdir(parents=True, exist_ok=True)
     render = _render_record(args)
-    synth_scene = None
     stats: dict[str, Any] = {"rendered": 0, "skipped": 0, "seconds": []}
     bar = tqdm(range(start, start + n), disable=not progress, unit="pano", dynamic_ncols=True)
     for i in bar:
@@ -623,15 +632,16 @@ def _generate(n: int, out: Path, seed: int, indoor_fraction: float, sky_only_fra
         if _is_done(exr, sidecar, params, render):
             stats["skipped"] += 1
             continue
-        if synth_scene is None:
-            from render_eval import synth_scene  # imports bpy: only when something is to be rendered
+        if renderer is None:
+            raise RuntimeError(f"{exr}: rendering needs the Blender scene builder: run `python "
+                               "scenes/synth_panorama.py` with the same arguments")
         bar.set_postfix_str(f"{stem} {params.kind}")
         t0 = time.perf_counter()
         info: dict[str, Any] = {}
         denoiser = None if args.denoiser == "none" else args.denoiser
         with _quiet_stdout():
-            img = synth_scene.render_synth(params, width=args.width, samples=args.samples, threads=threads,
-                                           denoiser=denoiser, info=info)
+            img = renderer(params, width=args.width, samples=args.samples, threads=threads, denoiser=denoiser,
+                         info=info)
         seconds = time.perf_counter() - t0
         # the sidecar first, the EXR last: an EXR (written atomically) marks a finished panorama
         atomic_write_text(sidecar, json.dumps({"params": params.to_dict(), "render": {**render, **info,
@@ -645,8 +655,10 @@ def _generate(n: int, out: Path, seed: int, indoor_fraction: float, sky_only_fra
     return stats
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m hdr_core.data.synth",
+def main(argv: list[str] | None = None, renderer: Renderer | None = None,
+         prog: str = "python -m hdr_core.data.synth") -> int:
+    """The command line; ``renderer`` renders a panorama (None: only check arguments and finished panoramas)."""
+    ap = argparse.ArgumentParser(prog=prog,
                                  description="Render synthetic HDR panoramas (random outdoor/indoor Cycles scenes).")
     g = ap.add_argument_group("Data set")
     g.add_argument("--n", type=int, required=True, help="number of panoramas")
@@ -667,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         stats = _generate(args.n, Path(args.out), args.seed, args.indoor_fraction, args.sky_only_fraction,
-                          args.start, args.threads, args, args.progress)
+                          args.start, args.threads, args, args.progress, renderer)
     except (RuntimeError, ValueError, OSError, ImportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,4 +1,12 @@
-"""The bpy layer of the synthetic panorama generator: :class:`hdr_core.data.synth.SynthParams` -> Cycles render.
+"""The bpy scene builder of the synthetic panoramas: :class:`hdr_core.data.synth.SynthParams` -> Cycles render.
+
+Command line (the generator of :mod:`hdr_core.data.synth` with this module as its renderer; resumable)::
+
+    python scenes/synth_panorama.py --n 1000 --out data/synth --seed 0 --width 512 --samples 32 --progress
+
+It lives in ``scenes/`` beside the evaluation scene (``four_balls.py``): ``hdr_core`` holds the scene parameters
+and the generator loop and imports no Blender code; this module builds and renders the scene with the one copy of
+the Blender helpers, ``render_eval.scene`` / ``render_eval.render`` / ``render_eval.blender_compat``.
 
 Reads like a BlenderProc scenario: reset -> world (Sky Texture) -> geometry (ground, objects, room, lamps,
 window portals) -> panoramic camera -> render settings -> render -> read back. Every render setting is set
@@ -35,14 +43,21 @@ emissive meshes: the panorama must show every light source.
 from __future__ import annotations
 
 import math
+import os
+import sys
 from typing import Any
 
-from render_eval.render import _import_bpy, render_current_scene_array
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, ROOT)
+
+from render_eval.render import _import_bpy, render_current_scene_array  # noqa: E402
 
 bpy = _import_bpy()
 
 import numpy as np  # noqa: E402
 
+from hdr_core.data import synth  # noqa: E402
 from hdr_core.data.synth import (  # noqa: E402
     LAMP_DEPTH,
     LampParams,
@@ -572,3 +587,13 @@ def render_synth(params: SynthParams, width: int = 512, samples: int = 32, threa
         info.update(blender=bpy.app.version_string, world_sampling=settings.world_sampling_method,
                     cycles_seed=settings.seed, denoiser_used=denoiser, seam_pad=pad, sun_refined_px=refined)
     return img
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python scenes/synth_panorama.py --n N --out DIR ...``: :func:`hdr_core.data.synth.main` rendering with
+    :func:`render_synth`."""
+    return synth.main(argv, renderer=render_synth, prog="python scenes/synth_panorama.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
