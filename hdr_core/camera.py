@@ -17,6 +17,7 @@ Works on any HxWx3 image: whole panoramas and perspective crops alike. Seeded an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -66,24 +67,35 @@ def expose(hdr: np.ndarray, exposure: float, dynamic_range_ev: float, sigma: flo
     return crf(v, sigma, n)
 
 
-def auto_exposure(hdr: np.ndarray, dynamic_range_ev: float, sigma: float, n: float,
-                  target_mean: float = 0.46, metering_pixels: int = 16384, iters: int = 32) -> float:
-    """Mean-value auto-exposure: the exposure whose display image has mean ``target_mean`` (bisection in log2)."""
+def meter(hdr: np.ndarray, tone: Callable[[np.ndarray], np.ndarray], target: float = 0.46,
+          metering_pixels: int = 16384, iters: int = 32, dtype=np.float32, what: str = "LDR look") -> float:
+    """Mean-value auto-exposure: the gain ``e`` for which ``mean(tone(e * hdr)) == target`` (bisection in log2).
+
+    ``tone`` maps linear values to display values in [0, 1] and must not decrease. Meters on a fixed strided
+    subset of at most ``metering_pixels`` pixels, in ``dtype``; ``what`` names the caller in the error.
+    """
     flat = hdr.reshape(-1, hdr.shape[-1])
-    step = max(1, flat.shape[0] // metering_pixels)
-    sample = flat[::step].astype(np.float64)
+    sample = flat[:: max(1, flat.shape[0] // metering_pixels)].astype(dtype)
     peak = float(sample.max())
     if not np.isfinite(peak) or peak <= 0:
-        raise ValueError("virtual camera: the HDR image is black or not finite")
+        raise ValueError(f"{what}: the HDR image is black or not finite")
     # Bracket: at e = 1/peak nothing clips; the mean only grows with e.
     lo, hi = np.log2(1.0 / peak) - 30.0, np.log2(1.0 / peak) + 60.0
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        if expose(sample, 2.0**mid, dynamic_range_ev, sigma, n).mean() < target_mean:
+        if float(np.mean(tone(sample * dtype(2.0**mid)))) < target:
             lo = mid
         else:
             hi = mid
     return float(2.0 ** (0.5 * (lo + hi)))
+
+
+def auto_exposure(hdr: np.ndarray, dynamic_range_ev: float, sigma: float, n: float,
+                  target_mean: float = 0.46, metering_pixels: int = 16384, iters: int = 32) -> float:
+    """Mean-value auto-exposure: the exposure whose display image has mean ``target_mean`` (:func:`meter`, in
+    float64)."""
+    return meter(hdr, lambda x: expose(x, 1.0, dynamic_range_ev, sigma, n), target_mean, metering_pixels, iters,
+                 dtype=np.float64, what="virtual camera")
 
 
 def jpeg_roundtrip(ldr: np.ndarray, quality: int) -> np.ndarray:

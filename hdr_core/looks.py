@@ -31,12 +31,10 @@ and tested one by one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import cv2
 import numpy as np
 
-from hdr_core.camera import CameraConfig, jpeg_roundtrip, virtual_camera
+from hdr_core.camera import CameraConfig, jpeg_roundtrip, meter, virtual_camera
 from hdr_core.color import LUMA_709, linear_to_srgb, luminance, quantize_8bit
 
 __all__ = ["LDR_STYLES", "contrast", "exposure_fusion", "hable", "local_tone_map", "make_ldr", "mdk08",
@@ -50,28 +48,6 @@ _LUMA = np.asarray(LUMA_709, np.float32)
 
 
 # ---------------------------------------------------------------------------------------------- building blocks
-
-
-def meter(hdr: np.ndarray, tone: Callable[[np.ndarray], np.ndarray], target: float = 0.46,
-          metering_pixels: int = 16384, iters: int = 32) -> float:
-    """Mean-value auto-exposure: the gain ``e`` for which ``mean(tone(e * hdr)) == target`` (bisection in log2).
-
-    ``tone`` maps linear values to display values in [0, 1] and must not decrease. Meters on a fixed strided
-    subset of at most ``metering_pixels`` pixels.
-    """
-    flat = hdr.reshape(-1, 3)
-    sample = flat[:: max(1, flat.shape[0] // metering_pixels)].astype(np.float32)
-    peak = float(sample.max())
-    if not np.isfinite(peak) or peak <= 0:
-        raise ValueError("LDR look: the HDR image is black or not finite")
-    lo, hi = np.log2(1.0 / peak) - 30.0, np.log2(1.0 / peak) + 60.0
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if float(np.mean(tone(sample * np.float32(2.0**mid)))) < target:
-            lo = mid
-        else:
-            hi = mid
-    return float(2.0 ** (0.5 * (lo + hi)))
 
 
 def white_balance(x: np.ndarray, gains) -> np.ndarray:
