@@ -1,8 +1,8 @@
 """Image files through Blender (``bpy.data.images``): read an LDR panorama, write and load float EXRs.
 
-Blender reads every format it supports without OpenCV, and ``Image.save_render`` with an OpenEXR 32-bit scene
-setting writes float pixels exactly (``Image.save`` is slightly off in Blender 5.0), so the extension needs no
-image library of its own.
+Blender reads every format it supports without OpenCV, and ``Image.save_render`` with an OpenEXR scene setting
+writes float pixels exactly (32-bit) or rounded to half floats (16-bit; ``Image.save`` is slightly off in
+Blender 5.0), so the extension needs no image library of its own.
 """
 
 from __future__ import annotations
@@ -58,27 +58,36 @@ def read_ldr(path: str | os.PathLike) -> np.ndarray:
     return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0))
 
 
-def write_exr(path: str | os.PathLike, hdr: np.ndarray) -> Path:
-    """Write ``hdr`` (``HxWx3`` linear float) as a 32-bit float, ZIP-compressed RGB OpenEXR file."""
+def write_exr(path: str | os.PathLike, hdr: np.ndarray, half: bool = True) -> Path:
+    """Write ``hdr`` (``HxWx3`` linear float) as a ZIP-compressed RGB OpenEXR file of half floats (``half``; values
+    beyond 65504 are clipped) or 32-bit floats, atomically: written to a hidden temporary name in the same folder,
+    then renamed, so ``path`` is either absent or complete."""
     path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     h, w = hdr.shape[:2]
     img = bpy.data.images.new(".lanet_hdr_tmp", w, h, alpha=False, float_buffer=True)
     scene = bpy.data.scenes.new(".lanet_hdr_tmp")
     try:
         rgba = np.ones((h, w, 4), dtype=np.float32)
         rgba[..., :3] = hdr[::-1]
+        if half:
+            np.clip(rgba[..., :3], -65504.0, 65504.0, out=rgba[..., :3])
         img.pixels.foreach_set(rgba.ravel())
+        del rgba
         settings = scene.render.image_settings
         settings.file_format = "OPEN_EXR"
-        settings.color_depth = "32"
+        settings.color_depth = "16" if half else "32"
         settings.exr_codec = "ZIP"
         settings.color_mode = "RGB"
-        img.save_render(str(path), scene=scene)
+        img.save_render(str(tmp), scene=scene)
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise OSError(f"{path}: Blender did not write the file")
+        os.replace(tmp, path)
     finally:
         bpy.data.images.remove(img)
         bpy.data.scenes.remove(scene)
-    if not path.is_file():
-        raise OSError(f"{path}: Blender did not write the file")
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 

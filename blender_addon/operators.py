@@ -195,12 +195,13 @@ class WORLD_OT_make_hdr_environment(bpy.types.Operator):
         t0 = time.perf_counter()
         folder, pack = output_folder()
         stem = Path(inp.path).stem + "_hdr"
+        half = get_prefs(context).exr_precision != "FLOAT"
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            exr = images.write_exr(unique_path(folder, stem), result.hdr)
+            exr = images.write_exr(unique_path(folder, stem), result.hdr, half)
             world_exr = exr
             if result.sun is not None:
-                world_exr = images.write_exr(unique_path(folder, stem + "_nosun"), result.world_hdr)
+                world_exr = images.write_exr(unique_path(folder, stem + "_nosun"), result.world_hdr, half)
         except OSError as e:
             self.report({"ERROR"}, f"Cannot write the HDR file in {folder}: {e}")
             return {"CANCELLED"}
