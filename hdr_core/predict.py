@@ -1,10 +1,13 @@
 """HDR prediction: ``python -m hdr_core.predict INPUT... -o OUT_DIR [options]`` and the :class:`Predictor` API.
 
-LDR images (or folders of them) in, float32 EXR out, calibrated to the input (Eq. 1): unsaturated pixels keep
-the LDR's linear values, so swapping the LDR for the HDR keeps diffuse brightness and adds the missing light.
+LDR images (or folders of them) in, half-float EXR out (``--precision float``: 32-bit), calibrated to the input
+(Eq. 1): unsaturated pixels keep the LDR's linear values, so swapping the LDR for the HDR keeps diffuse brightness
+and adds the missing light.
 
 The network runs at a working size (default 1024x512 for panoramas); for inputs larger than that the predicted
-HDR/LDR gain is upsampled and applied to the full-resolution linear LDR, so texture detail is not lost.
+HDR/LDR gain is upsampled and applied to the full-resolution linear LDR, so texture detail is not lost. That
+full-resolution step runs in bands of rows (:data:`BAND_ROWS`), so an 8K photo needs no full-size temporaries
+beyond the linear input and the output; the pixels do not depend on the band height.
 Backends: ONNX Runtime (default; needs no torch) or torch. panoLANet needs a 2:1 equirectangular input:
 anything else is an error unless ``--fit crop|pad|stretch`` says how to make it 2:1.
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hdr_core.calibration import calibrate
+from hdr_core.calibration import TAU, calibrate, scale_from_sums
 from hdr_core.color import ldr_to_linear, linear_to_srgb
 from hdr_core.errors import ImageError
 from hdr_core.resize import resize
@@ -33,6 +36,10 @@ LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Shipped weights live here, one folder per model (model.safetensors + model.json [+ model.onnx]).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "panolanet_small"
+#: Rows per band of the full-resolution step (about 25 MB of temporaries per band at 8K).
+BAND_ROWS = 256
+#: Largest half float: HDR values are clipped to it (also in 32-bit output, so both precisions agree).
+HALF_MAX = 65504.0
 
 
 @dataclass
@@ -103,14 +110,17 @@ class Predictor:
         size: working size ``(width, height)``; None = 1024x512 for panoramas, the input size (capped at 1024
             wide) for LANet on other aspect ratios.
         threads: CPU threads for the backend (None = library default).
+        band_rows: rows per band of the full-resolution step (memory bound; the result does not depend on it).
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, model: str = DEFAULT_MODEL, backend: str = "onnx",
-                 size: tuple[int, int] | None = None, threads: int | None = None):
+                 size: tuple[int, int] | None = None, threads: int | None = None, band_rows: int = BAND_ROWS):
         path = Path(weights) if weights is not None else default_weights(model)
         if not path.exists():
             raise FileNotFoundError(f"{path}: weights not found")
-        self.size, self.threads = size, threads
+        if band_rows < 1:
+            raise ValueError(f"band_rows must be >= 1, got {band_rows}")
+        self.size, self.threads, self.band_rows = size, threads, band_rows
         if backend == "auto":
             try:
                 import onnxruntime  # noqa: F401
@@ -217,7 +227,9 @@ class Predictor:
             h, w = ldr.shape[:2]
         if exposure_boost <= 0:
             raise ValueError(f"exposure boost must be > 0, got {exposure_boost}")
-        lin = ldr_to_linear(ldr.astype(np.float32))
+        lin = np.empty((h, w, 3), np.float32)
+        for y0 in range(0, h, self.band_rows):  # per band: no full-size temporaries
+            lin[y0: y0 + self.band_rows] = ldr_to_linear(ldr[y0: y0 + self.band_rows].astype(np.float32))
         ww, wh = self.working_size(h, w)
         small = resize(lin, (ww, wh), "area") if (wh, ww) != (h, w) else lin
         x = (2.0 * small ** (1.0 / exposure_boost) - 1.0).transpose(2, 0, 1)[None]
@@ -226,14 +238,47 @@ class Predictor:
         hdr_small = calibrate(hdr_small, small.astype(np.float64))
         if (wh, ww) != (h, w):  # upsample the HDR/LDR gain (in log) and apply it to the full-resolution LDR
             log_gain = np.log(np.maximum(hdr_small, 1e-8)) - np.log(np.maximum(small, 1e-8))
-            log_gain = resize(log_gain.astype(np.float32), (w, h), "linear")
-            hdr = calibrate(lin * np.exp(log_gain), lin)
+            hdr = self._apply_gain(lin, log_gain.astype(np.float32))
             if mask is not None:
                 mask = resize(mask[0, 0], (w, h), "linear")[None, None]
         else:
-            hdr = hdr_small
-        hdr = np.clip(hdr, 0.0, 65504.0).astype(np.float32)
+            hdr = np.clip(hdr_small, 0.0, HALF_MAX).astype(np.float32)
         return Prediction(hdr, lin, None if mask is None else mask[0, 0], time.perf_counter() - t0)
+
+    def _apply_gain(self, lin: np.ndarray, log_gain: np.ndarray) -> np.ndarray:
+        """``calibrate(lin * exp(upsampled log_gain), lin)`` clipped to half range, in bands of rows.
+
+        The bilinear upsampling is separable (OpenCV's rule: half-pixel centres, replicated borders): columns
+        first, on the small image, then each band's rows. Eq. 1's sums are taken per row and added in one fixed
+        order, so the result is bit-identical for every band height.
+        """
+        h, w = lin.shape[:2]
+        gh = log_gain.shape[0]
+        cols = resize(log_gain, (w, gh), "linear") if log_gain.shape[1] != w else log_gain  # gh x w x 3
+        src = np.clip((np.arange(h) + 0.5) * (gh / h) - 0.5, 0.0, gh - 1)
+        i0 = np.floor(src).astype(np.int64)
+        i1 = np.minimum(i0 + 1, gh - 1)
+        frac = (src - i0).astype(np.float32)[:, None, None]
+        hdr = np.empty((h, w, 3), np.float32)
+        sums = np.zeros((4, h))  # per row: sum(M lin), sum(M H), sum(lin), sum(H)
+        for y0 in range(0, h, self.band_rows):
+            rows = slice(y0, min(h, y0 + self.band_rows))
+            f = frac[rows]
+            band = cols[i0[rows]] * (1.0 - f) + cols[i1[rows]] * f
+            np.exp(band, out=band)
+            band *= lin[rows]
+            hdr[rows] = band
+            m = lin[rows].mean(-1, keepdims=True) < TAU
+            sums[0, rows] = np.where(m, lin[rows], 0.0).sum((1, 2), dtype=np.float64)
+            sums[1, rows] = np.where(m, band, 0.0).sum((1, 2), dtype=np.float64)
+            sums[2, rows] = lin[rows].sum((1, 2), dtype=np.float64)
+            sums[3, rows] = band.sum((1, 2), dtype=np.float64)
+        scale, _ = scale_from_sums(*(float(v) for v in sums.sum(1)))
+        for y0 in range(0, h, self.band_rows):
+            band = hdr[y0: y0 + self.band_rows]
+            band *= np.float32(scale)
+            np.clip(band, 0.0, HALF_MAX, out=band)
+        return hdr
 
     def predict_file(self, path: str | os.PathLike, **kw) -> Prediction:
         from hdr_core.io import read_ldr
@@ -274,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit", choices=["crop", "pad", "stretch"], help="make non-2:1 inputs 2:1 (panoLANet)")
     ap.add_argument("--preview", action="store_true", help="also write a tone-mapped PNG")
     ap.add_argument("--masks", action="store_true", help="also write the merge mask PNG (panoLANet)")
+    ap.add_argument("--precision", choices=["half", "float"], default="half",
+                    help="EXR number format: half (16-bit, default) or float (32-bit)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     from hdr_core.io import write_exr, write_ldr
@@ -293,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     for f in collect_inputs(args.inputs):
         try:
             pred = predictor.predict_file(f, exposure_boost=args.exposure_boost, fit=args.fit)
-            write_exr(out / f"{f.stem}.exr", pred.hdr)
+            write_exr(out / f"{f.stem}.exr", pred.hdr, half=args.precision == "half")
             if args.preview:
                 write_ldr(out / f"{f.stem}_preview.png", preview(pred.hdr))
             if args.masks and pred.merge_mask is not None:
