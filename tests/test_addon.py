@@ -14,6 +14,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -413,6 +414,92 @@ def test_bad_inputs_change_nothing(prefs, tmp_path, sunny_png, case, monkeypatch
     assert {k: len(getattr(bpy.data, k)) for k in counts} == counts
     assert len(bpy.context.window_manager.operators) == n_ops  # CANCELLED: not registered as done
     assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------------ modal path
+@pytest.fixture(scope="module")
+def big_png(tmp_path_factory) -> Path:
+    """A 2048x1024 panorama: its full-resolution prediction keeps the worker busy for a good fraction of a second."""
+    return write_png(tmp_path_factory.mktemp("big") / "big.png", sunny_ldr(1024))
+
+
+def data_snapshot() -> dict:
+    """What Esc must leave as it was: the scene's world (nodes included), and every world, image, object, light."""
+    scene = bpy.context.scene
+    return {"world": world_snapshot(scene.world), "scene_world": scene.world.name,
+            "worlds": sorted((w.name, w.users, w.use_fake_user) for w in bpy.data.worlds),
+            "images": sorted((i.name, i.filepath) for i in bpy.data.images),
+            **{k: sorted(x.name for x in getattr(bpy.data, k)) for k in ("objects", "lights", "scenes")}}
+
+
+def drive_modal(run, context, poll_s: float = 0.02, limit: int = 5000) -> tuple[set, list]:
+    """Send timer events to a started :class:`ModalRun` until it ends, as Blender's event loop does; returns the
+    final result and the ``(progress, job done)`` seen after each event."""
+    seen = []
+    for _ in range(limit):
+        result = run.step(context, "TIMER")
+        seen.append((run.progress, run.job.done))
+        if result != {"RUNNING_MODAL"}:
+            return result, seen
+        time.sleep(poll_s)
+    raise AssertionError(f"the modal run did not end after {limit} timer events")
+
+
+def test_modal_run_progress_then_same_world_as_sync(prefs, tmp_path, big_png):
+    from blender_addon.operators import ModalRun, Options
+
+    context = bpy.context
+    reports = []
+    run = ModalRun(Options(str(big_png), resolution="FULL"), lambda level, msg: reports.append((level, msg)))
+    before = data_snapshot()
+    assert run.start(context) == {"RUNNING_MODAL"}
+    assert run.job._thread.is_alive() or run.job.done  # the prediction runs in its worker thread
+    assert run.step(context, "MOUSEMOVE") == {"PASS_THROUGH"}
+    assert data_snapshot() == before  # nothing changes while it runs
+    result, seen = drive_modal(run, context)
+    assert result == {"FINISHED"}, reports
+    progress = [p for p, _ in seen]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert seen[0] == (progress[0], False) and 0.0 <= progress[0] < 1.0  # the first timer event found it running
+    assert all(p < 0.96 for p, done in seen[:-1]) and seen[-1][1]
+    assert reports[-1][0] == {"INFO"} and "big_hdr.exr" in reports[-1][1]
+    modal_world = context.scene.world
+    assert modal_world.name == "HDR Environment" and modal_world.name not in before["worlds"]
+
+    assert bpy.ops.world.make_hdr_environment(filepath=str(big_png), resolution="FULL") == {"FINISHED"}
+    sync_world = context.scene.world
+    a, b = world_snapshot(modal_world), world_snapshot(sync_world)
+    assert (a["nodes"], a["links"], a["color"]) == (b["nodes"], b["links"], b["color"])
+
+    def env_pixels(world):
+        img = next(n.image for n in world.node_tree.nodes if n.bl_idname == "ShaderNodeTexEnvironment")
+        return np.array(img.pixels[:], np.float32)
+
+    np.testing.assert_array_equal(env_pixels(modal_world), env_pixels(sync_world))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["big_hdr.exr", "big_hdr_001.exr"]
+
+
+def test_modal_run_esc_cancels_and_changes_nothing(prefs, tmp_path, big_png):
+    from blender_addon.operators import ModalRun, Options
+
+    context = bpy.context
+    before = data_snapshot()
+    reports = []
+    run = ModalRun(Options(str(big_png), resolution="FULL", extract_sun=True),
+                   lambda level, msg: reports.append((level, msg)))
+    assert run.start(context) == {"RUNNING_MODAL"}
+    assert run.step(context, "TIMER") == {"RUNNING_MODAL"}
+    assert 0.0 <= run.progress < 1.0
+    assert run.step(context, "ESC", "PRESS") == {"CANCELLED"}
+    assert run.job.wait(120)
+    assert isinstance(run.job.error, engine.Cancelled) and run.job.result is None  # the worker stopped
+    assert reports == [({"WARNING"}, "Make HDR Environment cancelled; nothing was changed")]
+    assert data_snapshot() == before
+    assert not (tmp_path / "out").exists()
+    # a bad input is reported at start, and nothing runs
+    bad = ModalRun(Options(str(tmp_path / "missing.png")), lambda level, msg: reports.append((level, msg)))
+    assert bad.start(context) == {"CANCELLED"} and bad.job is None
+    assert reports[-1] == ({"ERROR"}, "missing.png: file not found") and data_snapshot() == before
 
 
 def _render_face(tmp_path: Path, name: str, direction) -> float:
