@@ -59,8 +59,8 @@ def read_ldr(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_exr(path: str | os.PathLike, hdr: np.ndarray, half: bool = True) -> Path:
-    """Write ``hdr`` (``HxWx3`` linear float) as a ZIP-compressed RGB OpenEXR file of half floats (``half``; values
-    beyond 65504 are clipped) or 32-bit floats, atomically: written to a hidden temporary name in the same folder,
+    """Write ``hdr`` (``HxWx3`` linear float) as an RGB OpenEXR file of half floats (``half``, PIZ-compressed; values
+    beyond 65504 are clipped) or 32-bit floats (ZIP), atomically: written to a hidden temporary name in the same folder,
     then renamed, so ``path`` is either absent or complete."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
@@ -77,7 +77,7 @@ def write_exr(path: str | os.PathLike, hdr: np.ndarray, half: bool = True) -> Pa
         settings = scene.render.image_settings
         settings.file_format = "OPEN_EXR"
         settings.color_depth = "16" if half else "32"
-        settings.exr_codec = "ZIP"
+        settings.exr_codec = "PIZ" if half else "ZIP"  # PIZ: as small as ZIP for half floats, twice as fast
         settings.color_mode = "RGB"
         img.save_render(str(tmp), scene=scene)
         if not tmp.is_file() or tmp.stat().st_size == 0:

@@ -6,8 +6,8 @@ and adds the missing light.
 
 The network runs at a working size (default 1024x512 for panoramas); for inputs larger than that the predicted
 HDR/LDR gain is upsampled and applied to the full-resolution linear LDR, so texture detail is not lost. That
-full-resolution step runs in bands of rows (:data:`BAND_ROWS`), so an 8K photo needs no full-size temporaries
-beyond the linear input and the output; the pixels do not depend on the band height.
+full-resolution step runs in bands of rows (:data:`BAND_ROWS`, on ``threads`` threads), so an 8K photo needs no
+full-size temporaries beyond the linear input and the output; the pixels do not depend on the band height.
 Backends: ONNX Runtime (default; needs no torch) or torch. panoLANet needs a 2:1 equirectangular input:
 anything else is an error unless ``--fit crop|pad|stretch`` says how to make it 2:1.
 
@@ -228,8 +228,11 @@ class Predictor:
         if exposure_boost <= 0:
             raise ValueError(f"exposure boost must be > 0, got {exposure_boost}")
         lin = np.empty((h, w, 3), np.float32)
-        for y0 in range(0, h, self.band_rows):  # per band: no full-size temporaries
-            lin[y0: y0 + self.band_rows] = ldr_to_linear(ldr[y0: y0 + self.band_rows].astype(np.float32))
+
+        def linearise(rows: slice) -> None:  # per band: no full-size temporaries
+            lin[rows] = ldr_to_linear(ldr[rows].astype(np.float32))
+
+        self._for_bands(h, linearise)
         ww, wh = self.working_size(h, w)
         small = resize(lin, (ww, wh), "area") if (wh, ww) != (h, w) else lin
         x = (2.0 * small ** (1.0 / exposure_boost) - 1.0).transpose(2, 0, 1)[None]
@@ -250,7 +253,7 @@ class Predictor:
 
         The bilinear upsampling is separable (OpenCV's rule: half-pixel centres, replicated borders): columns
         first, on the small image, then each band's rows. Eq. 1's sums are taken per row and added in one fixed
-        order, so the result is bit-identical for every band height.
+        order, so the result is bit-identical for every band height and thread count.
         """
         h, w = lin.shape[:2]
         gh = log_gain.shape[0]
@@ -261,8 +264,8 @@ class Predictor:
         frac = (src - i0).astype(np.float32)[:, None, None]
         hdr = np.empty((h, w, 3), np.float32)
         sums = np.zeros((4, h))  # per row: sum(M lin), sum(M H), sum(lin), sum(H)
-        for y0 in range(0, h, self.band_rows):
-            rows = slice(y0, min(h, y0 + self.band_rows))
+
+        def gain(rows: slice) -> None:
             f = frac[rows]
             band = cols[i0[rows]] * (1.0 - f) + cols[i1[rows]] * f
             np.exp(band, out=band)
@@ -273,12 +276,32 @@ class Predictor:
             sums[1, rows] = np.where(m, band, 0.0).sum((1, 2), dtype=np.float64)
             sums[2, rows] = lin[rows].sum((1, 2), dtype=np.float64)
             sums[3, rows] = band.sum((1, 2), dtype=np.float64)
-        scale, _ = scale_from_sums(*(float(v) for v in sums.sum(1)))
-        for y0 in range(0, h, self.band_rows):
-            band = hdr[y0: y0 + self.band_rows]
-            band *= np.float32(scale)
+
+        self._for_bands(h, gain)
+        scale = np.float32(scale_from_sums(*(float(v) for v in sums.sum(1)))[0])
+
+        def finish(rows: slice) -> None:
+            band = hdr[rows]
+            band *= scale
             np.clip(band, 0.0, HALF_MAX, out=band)
+
+        self._for_bands(h, finish)
         return hdr
+
+    def _for_bands(self, h: int, fn) -> None:
+        """``fn(rows)`` for each band of :attr:`band_rows` rows of ``h``, on up to ``threads`` threads (numpy
+        releases the GIL); every band writes only its own rows, so the result does not depend on the order."""
+        bands = [slice(y0, min(h, y0 + self.band_rows)) for y0 in range(0, h, self.band_rows)]
+        workers = min(len(bands), self.threads or os.cpu_count() or 1)
+        if workers <= 1:
+            for rows in bands:
+                fn(rows)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="hdr-band") as pool:
+            for _ in pool.map(fn, bands):  # re-raises a band's exception
+                pass
 
     def predict_file(self, path: str | os.PathLike, **kw) -> Prediction:
         from hdr_core.io import read_ldr
