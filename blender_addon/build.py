@@ -368,9 +368,13 @@ def build(out: Path, platforms: list[str] | None = None, models: list[Path] | No
     if missing:
         raise SystemExit(f"error: blender_ext build did not write {missing} (new files: "
                          f"{sorted(set(out.glob('*.zip')) - before)})")
+    from importlib.metadata import version
+
+    names = [f"Blender {version('bpy')} (installed bpy)"] + [f"Blender {v}" for v in validate_with]
     for z in zips:
         for validator in validators:
             run_blender_ext(validator, "validate", str(z))
+        log(f"{z.name}: valid for {', '.join(names)}")
         log(f"{z} ({z.stat().st_size / 2**20:.1f} MiB; models: {', '.join(info['models']) or 'none'})")
     return zips
 

@@ -30,7 +30,8 @@ def image_pixels(img: bpy.types.Image) -> np.ndarray:
 
 
 def read_ldr(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8/16-bit panorama: float32 ``HxWx3`` display values in [0, 1], row 0 at the top.
+    """Read an 8/16-bit panorama, row 0 at the top: ``HxWx3`` display values, ``uint8`` for 8-bit files (Blender's
+    byte buffer, exactly), float32 in [0, 1] for 16-bit ones.
 
     The image is loaded as a temporary data-block and removed again, so the blend file is left as it was.
 
@@ -51,11 +52,17 @@ def read_ldr(path: str | os.PathLike) -> np.ndarray:
             raise InputError(reason)
         if img.is_float:  # 16-bit files are decoded to float and linearised unless marked as data
             img.colorspace_settings.name = "Non-Color"
+        is_byte = not img.is_float
         px = image_pixels(img)
     finally:
         bpy.data.images.remove(img)
-    rgb = px[..., :3] if px.shape[2] >= 3 else np.repeat(px[..., :1], 3, axis=2)
-    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0))
+    h, w, ch = px.shape
+    out = np.empty((h, w, 3), np.uint8 if is_byte else np.float32)
+    for y0 in range(0, h, 256):  # band by band: no full-size float temporaries
+        band = px[y0: y0 + 256]
+        rgb = band[..., :3] if ch >= 3 else np.repeat(band[..., :1], 3, axis=2)
+        out[y0: y0 + 256] = np.rint(rgb * 255.0) if is_byte else np.clip(rgb, 0.0, 1.0)
+    return out
 
 
 def write_exr(path: str | os.PathLike, hdr: np.ndarray, half: bool = True) -> Path:

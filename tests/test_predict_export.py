@@ -120,6 +120,9 @@ def test_full_resolution_bands_give_the_same_pixels(checkpoints):
         got = Predictor(folder, backend="onnx", band_rows=rows, threads=2).predict(ldr)
         np.testing.assert_array_equal(got.hdr, one.hdr)
         np.testing.assert_array_equal(got.ldr_linear, one.ldr_linear)
+    u8 = np.round(ldr * 255).astype(np.uint8)  # 8-bit input: the same result as v / 255, by table
+    np.testing.assert_array_equal(Predictor(folder, backend="onnx", threads=2).predict(u8).hdr,
+                                  Predictor(folder, backend="onnx", threads=2).predict(u8 / np.float32(255)).hdr)
     lin = ldr_to_linear(ldr)
     small = resize(lin, (128, 64), "area")
     p = Predictor(folder, backend="onnx")
