@@ -75,10 +75,13 @@ def write_exr(path: str | os.PathLike, hdr: np.ndarray, half: bool = True) -> Pa
     img = bpy.data.images.new(".lanet_hdr_tmp", w, h, alpha=False, float_buffer=True)
     scene = bpy.data.scenes.new(".lanet_hdr_tmp")
     try:
-        rgba = np.ones((h, w, 4), dtype=np.float32)
-        rgba[..., :3] = hdr[::-1]
-        if half:
-            np.clip(rgba[..., :3], -65504.0, 65504.0, out=rgba[..., :3])
+        rgba = np.empty((h, w, 4), dtype=np.float32)
+        rgba[..., 3] = 1.0
+        clip = half and (float(hdr.max()) > 65504.0 or float(hdr.min()) < -65504.0)
+        flipped = hdr[::-1]  # Blender's rows run bottom to top
+        for y0 in range(0, h, 256):  # band by band: no full-size temporaries
+            band = flipped[y0: y0 + 256]
+            rgba[y0: y0 + 256, :, :3] = np.clip(band, -65504.0, 65504.0) if clip else band
         img.pixels.foreach_set(rgba.ravel())
         del rgba
         settings = scene.render.image_settings

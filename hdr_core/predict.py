@@ -263,31 +263,43 @@ class Predictor:
     def _apply_gain(self, lin: np.ndarray, log_gain: np.ndarray) -> np.ndarray:
         """``calibrate(lin * exp(upsampled log_gain), lin)`` clipped to half range, in bands of rows.
 
-        The bilinear upsampling is separable (OpenCV's rule: half-pixel centres, replicated borders): columns
-        first, on the small image, then each band's rows. Eq. 1's sums are taken per row and added in one fixed
-        order, so the result is bit-identical for every band height and thread count.
+        The bilinear upsampling is separable (OpenCV's rule: half-pixel centres, replicated borders), in float32
+        numpy with or without OpenCV: columns first, on the small image, then each band's rows. Eq. 1's sums are
+        taken per row and added in one fixed order, so the result is bit-identical for every band height and thread
+        count.
         """
         h, w = lin.shape[:2]
-        gh = log_gain.shape[0]
-        cols = resize(log_gain, (w, gh), "linear") if log_gain.shape[1] != w else log_gain  # gh x w x 3
-        src = np.clip((np.arange(h) + 0.5) * (gh / h) - 0.5, 0.0, gh - 1)
-        i0 = np.floor(src).astype(np.int64)
-        i1 = np.minimum(i0 + 1, gh - 1)
-        frac = (src - i0).astype(np.float32)[:, None, None]
+        gh, gw = log_gain.shape[:2]
+
+        def taps(n_out: int, n_in: int):  # OpenCV's bilinear rule: half-pixel centres, replicated borders
+            src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1)
+            j0 = np.floor(src).astype(np.int64)
+            return j0, np.minimum(j0 + 1, n_in - 1), (src - j0).astype(np.float32)
+
+        j0, j1, fx = taps(w, gw)
+        fx = fx[None, :, None]
+        cols = np.take(log_gain, j0, axis=1) * (1.0 - fx) + np.take(log_gain, j1, axis=1) * fx  # gh x w x 3
+        i0, i1, frac = taps(h, gh)
+        frac = frac[:, None, None]
         hdr = np.empty((h, w, 3), np.float32)
         sums = np.zeros((4, h))  # per row: sum(M lin), sum(M H), sum(lin), sum(H)
 
         def gain(rows: slice) -> None:
             f = frac[rows]
-            band = cols[i0[rows]] * (1.0 - f) + cols[i1[rows]] * f
+            band = hdr[rows]
+            np.multiply(np.take(cols, i0[rows], axis=0), 1.0 - f, out=band)  # take: much faster than cols[i0]
+            band += np.take(cols, i1[rows], axis=0) * f
             np.exp(band, out=band)
             band *= lin[rows]
-            hdr[rows] = band
-            m = lin[rows].mean(-1, keepdims=True) < TAU
-            sums[0, rows] = np.where(m, lin[rows], 0.0).sum((1, 2), dtype=np.float64)
-            sums[1, rows] = np.where(m, band, 0.0).sum((1, 2), dtype=np.float64)
-            sums[2, rows] = lin[rows].sum((1, 2), dtype=np.float64)
-            sums[3, rows] = band.sum((1, 2), dtype=np.float64)
+            # Eq. 1's mask is mean_c(lin) < tau, i.e. (channel sum) / 3 < tau, as calibrate() computes it (the sum
+            # over the 3 channels written out: numpy's reduction over a length-3 axis is ten times slower)
+            lb = lin[rows]
+            lin_c, hdr_c = lb[..., 0] + lb[..., 1] + lb[..., 2], band[..., 0] + band[..., 1] + band[..., 2]
+            m = lin_c / 3 < TAU
+            sums[0, rows] = np.where(m, lin_c, 0.0).sum(1, dtype=np.float64)
+            sums[1, rows] = np.where(m, hdr_c, 0.0).sum(1, dtype=np.float64)
+            sums[2, rows] = lin_c.sum(1, dtype=np.float64)
+            sums[3, rows] = hdr_c.sum(1, dtype=np.float64)
 
         self._for_bands(h, gain)
         scale = np.float32(scale_from_sums(*(float(v) for v in sums.sum(1)))[0])
