@@ -49,7 +49,7 @@ test-matrix: $(STAMP)
 	for v in $(MATRIX); do \
 	  d=.venv-bpy$$(echo $$v | cut -d. -f1,2 | tr -d .); \
 	  if [ "$$(cat $$d/.installed 2>/dev/null)" != "$$v $$base" ]; then \
-	    echo "== $$d: bpy $$v over $(VENV)"; rm -rf $$d; $(PY) -m venv --without-pip $$d; \
+	    echo "== $$d: bpy $$v over $(VENV)"; rm -rf $$d; $(BIN)/python -m venv --without-pip $$d; \
 	    $(BIN)/python -m pip --python "$$d/bin/python" install --quiet --no-deps "bpy==$$v"; \
 	    site="$$($$d/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
 	    echo "import site; site.addsitedir('$$base')" > "$$site/zz_lanet_hdr_base.pth"; \

@@ -14,7 +14,7 @@ Each measurement runs in a fresh process with the shipped ``panolanet_small`` mo
   ``--precision float``) and the new world is built and assigned. The modal UI runs the same steps in its worker
   thread and polls every 0.1 s, so a click takes at most one timer step more.
 * ``predict``: ``hdr_core.predict``'s work (``Predictor.predict_file`` + ``write_exr``, what the CLI does per
-  file), model loaded before the clock starts.
+  file: half floats with PIZ unless ``--precision FLOAT``), model loaded before the clock starts.
 
 Peak memory is the process's peak resident set (``VmHWM``), reset (``/proc/self/clear_refs``) after the warm-up, so
 it covers the timed run and everything the process already holds (Blender, the model). ``CPU`` is the process's
@@ -84,7 +84,8 @@ reset_peak()
 base = peak_gb()
 t0, c0 = time.perf_counter(), cpu_s()
 pred = p.predict_file({photo!r})
-write_exr(os.path.join({out!r}, "photo.exr"), pred.hdr, half={precision!r} == "HALF")
+half = {precision!r} == "HALF"
+write_exr(os.path.join({out!r}, "photo.exr"), pred.hdr, half=half, compression="piz" if half else "zip")
 seconds, cpu = time.perf_counter() - t0, cpu_s() - c0
 print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "peak_gb": peak_gb(), "base_gb": base,
                   "exr_mb": os.path.getsize(os.path.join({out!r}, "photo.exr")) / 2**20}}))
