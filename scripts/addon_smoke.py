@@ -3,11 +3,12 @@
     PYTHON_WITH_BPY scripts/addon_smoke.py dist/lanet_hdr-0.1.0-linux_x64.zip [--out DIR]
 
 For Blender releases outside the `make test` matrix, e.g. bpy 5.3.0 in a Python 3.13 venv (``pip install
-bpy==5.3.0``; nothing else is needed: the zip brings ONNX Runtime and hdr_core). It makes a 1024x512 test panorama
-with Blender itself (sky gradient, clipped sun), installs the zip with ``bpy.ops.extensions.package_install_files``,
-runs ``world.make_hdr_environment`` on it and checks the new world, its EXR and that ONNX Runtime and hdr_core came
-from the zip (one ONNX Runtime wheel installed: the one of this Python). Prints one JSON line; exit code 1 on any
-failure. Needs only ``bpy`` (and its numpy).
+bpy==5.3.0``; nothing else is needed: the zip brings ONNX Runtime and hdr_core). It makes a 2048x1024 test
+panorama with Blender itself (sky gradient, clipped sun; larger than the network's working size, so the
+full-resolution step runs too), installs the zip with ``bpy.ops.extensions.package_install_files``, runs
+``world.make_hdr_environment`` on it at full resolution and checks the new world, its EXR and that ONNX Runtime and
+hdr_core came from the zip (one ONNX Runtime wheel installed: the one of this Python). Prints one JSON line; exit
+code 1 on any failure. Needs only ``bpy`` (and its numpy).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import tempfile
 
 
-def make_panorama(path: str, w: int = 1024) -> str:
+def make_panorama(path: str, w: int = 2048) -> str:
     import bpy
     import numpy as np
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                                                         enable_on_install=True) == {"FINISHED"}
         mod = sys.modules["bl_ext.user_default.lanet_hdr"]
         bpy.context.preferences.addons[mod.__name__].preferences.output_dir = out
-        result = bpy.ops.world.make_hdr_environment(filepath=photo)
+        result = bpy.ops.world.make_hdr_environment(filepath=photo, resolution="FULL")
         import onnxruntime
 
         import hdr_core  # from the zip's lanet_hdr_core wheel
