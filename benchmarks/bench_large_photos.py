@@ -92,8 +92,9 @@ print(json.dumps({{"seconds": seconds, "cpu_s": cpu, "peak_gb": peak_gb(), "base
 """
 
 
-def make_photo(path: Path, width: int, seed: int = 0) -> Path:
-    """An 8-bit JPEG panorama ``width x width/2`` from Blender's forest HDRI (virtual camera, upsampled, grain)."""
+def make_photo(path: Path, width: int, seed: int = 0, hdri: str = "forest") -> Path:
+    """An 8-bit JPEG panorama ``width x width/2`` from one of Blender's studio-light HDRIs (virtual camera,
+    upsampled, grain)."""
     import cv2
     import numpy as np
 
@@ -104,7 +105,7 @@ def make_photo(path: Path, width: int, seed: int = 0) -> Path:
     folder = blender_studiolights_dir()
     if folder is None:
         raise SystemExit("error: the bpy wheel is not installed (its forest.exr makes the photos)")
-    ldr, _ = virtual_camera(read_hdr(folder / "forest.exr"), np.random.default_rng(seed), jpeg_quality=None)
+    ldr, _ = virtual_camera(read_hdr(folder / f"{hdri}.exr"), np.random.default_rng(seed), jpeg_quality=None)
     big = cv2.resize(ldr.astype(np.float32) / 255, (width, width // 2), interpolation=cv2.INTER_CUBIC)
     big += np.random.default_rng(seed).normal(0.0, 1.5 / 255, big.shape).astype(np.float32)
     img = np.clip(np.round(big * 255), 0, 255).astype(np.uint8)
