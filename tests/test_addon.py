@@ -587,6 +587,24 @@ def test_panel_settings_and_live_rotation(prefs, sunny_png, bright_onnx):
 
 
 # ------------------------------------------------------------------------------------------------ packaging
+def test_manifest_has_onnxruntime_for_every_blender_python():
+    """The shipped manifest covers every (platform, Python) of Blender 4.2..5.3; a gap is a one-line error."""
+    from blender_addon import build
+
+    ext = build._blender_ext_module(build.find_blender_ext())
+    manifest = tomllib.loads(build.MANIFEST.read_text())
+    build.check_python_coverage(manifest, ext)  # no error
+    assert set(build.BLENDER_PYTHONS.values()) == {"3.11", "3.13"}
+    assert build.blender_python("4.2.23") == "3.11" and build.blender_python("5.3.0") == "3.13"
+    assert build.wheel_python("onnxruntime-1.31.1-cp313-cp313-win_amd64.whl") == "3.13"
+    assert build.wheel_python("lanet_hdr_core-0.1.0-py3-none-any.whl") is None
+    gap = dict(manifest, wheels=[w for w in manifest["wheels"] if not w.endswith("cp313-win_amd64.whl")])
+    with pytest.raises(SystemExit, match=r"blender_manifest.toml: no onnxruntime wheel for windows-x64 / Python 3.13"):
+        build.check_python_coverage(gap, ext)
+    with pytest.raises(SystemExit, match="unknown Python"):
+        build.blender_python("3.6.0")
+
+
 @pytest.mark.slow
 def test_build_zip_install_and_run(tmp_path, random_onnx, sunny_png):
     """Build for linux-x64 with the random model, install the zip in a fresh Blender user folder, run from it."""
