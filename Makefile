@@ -4,8 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := torch,blender,eval,dev
+# The add-on's tests also run on these Blender releases (the latest patches of the 4.2 and 4.5 LTS bpy wheels;
+# .venv has 5.0.1). Each gets .venv-bpyXY/: a venv holding only that bpy, layered over .venv's packages by a .pth
+# file, so it costs one wheel install, and is re-made only when its version changes. `make test MATRIX=` skips it.
+MATRIX ?= 4.2.23 4.5.15
+MATRIX_PYTEST_ARGS ?= tests/test_addon.py
 
-.PHONY: demo test lint venv clean-venv addon system-tools
+.PHONY: demo test test-matrix lint venv clean-venv addon system-tools
 
 venv: $(STAMP)
 
@@ -36,6 +41,23 @@ system-tools:
 test: $(STAMP) system-tools
 	$(BIN)/python -m ruff check .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-matrix
+
+# The add-on's tests on each Blender of MATRIX (see above).
+test-matrix: $(STAMP)
+	@set -e; base="$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
+	for v in $(MATRIX); do \
+	  d=.venv-bpy$$(echo $$v | cut -d. -f1,2 | tr -d .); \
+	  if [ "$$(cat $$d/.installed 2>/dev/null)" != "$$v $$base" ]; then \
+	    echo "== $$d: bpy $$v over $(VENV)"; rm -rf $$d; $(BIN)/python -m venv --without-pip $$d; \
+	    $(BIN)/python -m pip --python "$$d/bin/python" install --quiet --no-deps "bpy==$$v"; \
+	    site="$$($$d/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"; \
+	    echo "import site; site.addsitedir('$$base')" > "$$site/zz_lanet_hdr_base.pth"; \
+	    echo "$$v $$base" > $$d/.installed; fi; \
+	  echo "== add-on tests on bpy $$v ($$d)"; \
+	  $$d/bin/python -c "import bpy; assert bpy.app.version_string.startswith('$$v'), bpy.app.version_string; import os; os._exit(0)"; \
+	  $$d/bin/python -m pytest -q -p no:cacheprovider $(MATRIX_PYTEST_ARGS); \
+	done
 
 # The installable Blender extension zips (one per platform) in dist/.
 addon: $(STAMP)
@@ -45,4 +67,4 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check .
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-bpy*

@@ -3,14 +3,17 @@
 1. Stages ``lanet_hdr/``: the add-on modules, ``blender_manifest.toml``, ``wheels/`` and ``models/``.
 2. ``wheels/``: exactly the files the manifest's ``wheels`` list names. ``lanet_hdr_core-*.whl`` is built here
    from ``hdr_core/`` (pure Python, no dependencies declared: Blender has numpy, and the add-on reads and writes
-   images with Blender, not OpenCV/OpenEXR); the others (ONNX Runtime for Python 3.11, one per platform) are
-   downloaded once with ``pip download --only-binary=:all:`` into a cache (``--wheel-cache``).
+   images with Blender, not OpenCV/OpenEXR); the others (ONNX Runtime, one per platform and per Python that a
+   supported Blender uses: :data:`BLENDER_PYTHONS`) are downloaded once with ``pip download --only-binary=:all:``
+   into a cache (``--wheel-cache``). Blender installs only the wheel matching its own Python.
 3. ``models/<name>/model.onnx`` + ``model.json``: every model in ``hdr_core/weights/<name>/`` (exported with
    torch first if only ``model.safetensors`` is there) and every ``--model`` (an ``.onnx`` file or a checkpoint
    folder). With no model at all the build still works: the add-on then asks for a model in its Preferences.
 4. Runs Blender's own extension tool (``bl_pkg/cli/blender_ext.py`` from the ``bpy`` wheel): ``build``
    (``--split-platforms`` when several platforms are built: one zip per platform with only its wheels), then
-   ``validate`` on each zip.
+   ``validate`` on each zip, with the installed ``bpy``'s tool and with that of every other Blender release in
+   ``--validate-with`` (default: the oldest and the newest supported, :data:`VALIDATE_WITH`; the tool is taken
+   from that release's ``bpy`` wheel, downloaded once, and cached in ``<wheel cache>/validators/``).
 
 Install a zip in Blender with Edit > Preferences > Get Extensions > (menu) Install from Disk, or from a script
 with ``bpy.ops.extensions.package_install_files(filepath=ZIP, repo="user_default")``.
@@ -38,6 +41,14 @@ MANIFEST = ADDON_DIR / "blender_manifest.toml"
 CORE_DIST = "lanet_hdr_core"
 DEFAULT_CACHE = Path.home() / ".cache" / "lanet-hdr" / "wheels"
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # reproducible wheels
+#: The Python each Blender release series embeds, from the tags of the ``bpy`` wheels on PyPI (2026-12-03:
+#: ``pip index versions bpy --python-version 3.11`` lists 4.2.0 .. 5.0.1, ``--python-version 3.13`` lists
+#: 5.1.0 .. 5.3.0, 3.12 none). The manifest's wheels must cover every Python here, on every platform.
+BLENDER_PYTHONS = {"4.2": "3.11", "4.3": "3.11", "4.4": "3.11", "4.5": "3.11", "5.0": "3.11",
+                   "5.1": "3.13", "5.2": "3.13", "5.3": "3.13"}
+#: Blender releases whose extension validator checks every zip besides the installed bpy's: the oldest LTS and
+#: the newest release (latest patches on 2026-12-03).
+VALIDATE_WITH = ("4.2.23", "5.3.0")
 
 
 def log(msg: str) -> None:
@@ -55,6 +66,40 @@ def find_blender_ext() -> Path:
     if not hits:
         raise SystemExit(f"error: no bl_pkg/cli/blender_ext.py under {root}")
     return hits[-1]
+
+
+def blender_python(version: str) -> str:
+    """The Python of Blender ``version`` (``5.3.0`` -> ``3.13``), from :data:`BLENDER_PYTHONS`."""
+    series = ".".join(version.split(".")[:2])
+    if series not in BLENDER_PYTHONS:
+        raise SystemExit(f"error: Blender {version}: unknown Python (known series: {', '.join(BLENDER_PYTHONS)}; "
+                         "add it to BLENDER_PYTHONS in blender_addon/build.py)")
+    return BLENDER_PYTHONS[series]
+
+
+def fetch_validator(version: str, cache: Path = DEFAULT_CACHE) -> Path:
+    """``blender_ext.py`` of Blender ``version``: taken once from its ``bpy`` wheel on PyPI, then cached."""
+    target = cache / "validators" / f"bpy-{version}" / "blender_ext.py"
+    if target.is_file():
+        return target
+    plat = "manylinux_2_28_x86_64"
+    with tempfile.TemporaryDirectory(prefix="lanet-hdr-bpy-") as tmp:
+        log(f"downloading the bpy {version} wheel (once) for its extension validator")
+        subprocess.run([sys.executable, "-m", "pip", "download", f"bpy=={version}", "--no-deps",
+                        "--only-binary=:all:", "--python-version", blender_python(version), "--implementation", "cp",
+                        "--platform", plat, "-d", tmp, "--quiet", "--disable-pip-version-check"], check=True)
+        wheels = sorted(Path(tmp).glob(f"bpy-{version}-*.whl"))
+        if not wheels:
+            raise SystemExit(f"error: pip did not fetch a bpy {version} wheel for {plat}")
+        with zipfile.ZipFile(wheels[0]) as zf:
+            members = [n for n in zf.namelist() if n.endswith("/scripts/addons_core/bl_pkg/cli/blender_ext.py")]
+            if not members:
+                raise SystemExit(f"error: {wheels[0].name}: no bl_pkg/cli/blender_ext.py inside")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp_target = target.with_suffix(".tmp")
+            tmp_target.write_bytes(zf.read(members[0]))
+            tmp_target.replace(target)
+    return target
 
 
 def _blender_ext_module(path: Path):
@@ -113,15 +158,47 @@ def build_core_wheel(dest: Path) -> Path:
     return out
 
 
+def _tag_python(tag: str) -> str:
+    """``cp313`` -> ``3.13`` (a wheel's Python tag as ``pip download --python-version`` takes it)."""
+    m = re.fullmatch(r"cp(\d)(\d+)", tag)
+    if not m:
+        raise SystemExit(f"error: wheel Python tag {tag!r} is not a CPython tag like cp311")
+    return f"{m.group(1)}.{m.group(2)}"
+
+
+def wheel_python(filename: str) -> str | None:
+    """The Python (``3.11``) a binary wheel file is for, or None for a pure-Python (``py3``) wheel."""
+    tag = Path(filename).stem.split("-")[-3]
+    return None if tag.startswith("py") else _tag_python(tag)
+
+
+def check_python_coverage(manifest: dict, blender_ext) -> None:
+    """Every binary dependency has a wheel for every (platform, Blender Python) pair, else a one-line error."""
+    binary: dict[str, set[tuple[str, str]]] = {}
+    for entry in manifest["wheels"]:
+        name = Path(entry).name
+        py = wheel_python(name)
+        if py is not None:
+            for plat in wheel_platforms(name, blender_ext):
+                binary.setdefault(name.split("-")[0], set()).add((plat, py))
+    need = {(p, py) for p in manifest["platforms"] for py in set(BLENDER_PYTHONS.values())}
+    for dist, have in sorted(binary.items()):
+        missing = sorted(need - have)
+        if missing:
+            raise SystemExit(f"error: {MANIFEST}: no {dist} wheel for " +
+                             ", ".join(f"{p} / Python {py}" for p, py in missing) +
+                             " (add them to the wheels list)")
+
+
 def fetch_wheel(filename: str, dest: Path, cache: Path) -> Path:
     """Copy ``filename`` from the cache, downloading it from PyPI first if needed (``pip download``)."""
     cache.mkdir(parents=True, exist_ok=True)
     cached = cache / filename
     if not cached.is_file():
         parts = Path(filename).stem.split("-")
-        dist, version, _py, abi, plat = parts[0], parts[1], parts[-3], parts[-2], parts[-1]
+        dist, version, py, abi, plat = parts[0], parts[1], parts[-3], parts[-2], parts[-1]
         cmd = [sys.executable, "-m", "pip", "download", f"{dist}=={version}", "--no-deps", "--only-binary=:all:",
-               "--python-version", "3.11", "--implementation", "cp", "--abi", abi, "--platform", plat,
+               "--python-version", _tag_python(py), "--implementation", "cp", "--abi", abi, "--platform", plat,
                "-d", str(cache), "--quiet", "--disable-pip-version-check"]
         log(f"downloading {filename}")
         subprocess.run(cmd, check=True)
@@ -222,6 +299,7 @@ def stage(stage_dir: Path, platforms: list[str], models: list[Path], cache: Path
     """Fill ``stage_dir`` with the extension's files; return a summary."""
     manifest_text = MANIFEST.read_text()
     manifest = tomllib.loads(manifest_text)
+    check_python_coverage(manifest, blender_ext)
     unknown = sorted(set(platforms) - set(manifest["platforms"]))
     if unknown:
         raise SystemExit(f"error: platform(s) {unknown} are not in the manifest ({manifest['platforms']})")
@@ -256,9 +334,12 @@ def run_blender_ext(blender_ext_py: Path, *args: str) -> None:
 
 
 def build(out: Path, platforms: list[str] | None = None, models: list[Path] | None = None,
-          shipped_models: bool = True, cache: Path = DEFAULT_CACHE) -> list[Path]:
-    """Build the extension zip(s) into ``out``; return their paths."""
+          shipped_models: bool = True, cache: Path = DEFAULT_CACHE,
+          validate_with: tuple[str, ...] = VALIDATE_WITH) -> list[Path]:
+    """Build the extension zip(s) into ``out``; validate each with the installed bpy's tool and with those of
+    the Blender releases ``validate_with``; return the zips' paths."""
     ext_py = find_blender_ext()
+    validators = [ext_py] + [fetch_validator(v, cache) for v in validate_with]
     blender_ext = _blender_ext_module(ext_py)
     manifest = tomllib.loads(MANIFEST.read_text())
     platforms = platforms or list(manifest["platforms"])
@@ -287,8 +368,13 @@ def build(out: Path, platforms: list[str] | None = None, models: list[Path] | No
     if missing:
         raise SystemExit(f"error: blender_ext build did not write {missing} (new files: "
                          f"{sorted(set(out.glob('*.zip')) - before)})")
+    from importlib.metadata import version
+
+    names = [f"Blender {version('bpy')} (installed bpy)"] + [f"Blender {v}" for v in validate_with]
     for z in zips:
-        run_blender_ext(ext_py, "validate", str(z))
+        for validator in validators:
+            run_blender_ext(validator, "validate", str(z))
+        log(f"{z.name}: valid for {', '.join(names)}")
         log(f"{z} ({z.stat().st_size / 2**20:.1f} MiB; models: {', '.join(info['models']) or 'none'})")
     return zips
 
@@ -304,10 +390,14 @@ def main(argv: list[str] | None = None) -> list[Path]:
     ap.add_argument("--wheel-cache", type=Path, default=DEFAULT_CACHE,
                     help=f"downloaded wheels (default {DEFAULT_CACHE})")
     ap.add_argument("--fetch-only", action="store_true", help="only download the wheels into the cache")
+    ap.add_argument("--validate-with", nargs="*", default=list(VALIDATE_WITH), metavar="VERSION",
+                    help="also validate with the extension tool of these Blender releases (default: "
+                         f"{' '.join(VALIDATE_WITH)}; none: only the installed bpy's)")
     args = ap.parse_args(argv)
     if args.fetch_only:
         return fetch_only(args.platforms, args.wheel_cache)
-    return build(args.out, args.platforms, args.model, not args.no_shipped_models, args.wheel_cache)
+    return build(args.out, args.platforms, args.model, not args.no_shipped_models, args.wheel_cache,
+                 tuple(args.validate_with))
 
 
 if __name__ == "__main__":

@@ -148,10 +148,11 @@ class Result:
 
 def run_prediction(predictor, ldr: np.ndarray, exposure_boost: float = 1.0, extract_sun: bool = False,
                    should_stop=lambda: False) -> Result:
-    """Predict the HDR of ``ldr`` (display values ``HxWx3``, 2:1 within tolerance) and optionally extract the sun."""
+    """Predict the HDR of ``ldr`` (display values ``HxWx3``, float or uint8, 2:1 within tolerance) and optionally
+    extract the sun."""
     t0 = time.perf_counter()
     fit = None if ldr.shape[1] == 2 * ldr.shape[0] else "stretch"
-    pred = predictor.predict(ldr, exposure_boost=exposure_boost, fit=fit)
+    pred = predictor.predict(ldr, exposure_boost=exposure_boost, fit=fit, full_res_mask=False)
     if should_stop():
         raise Cancelled
     world_hdr, sun = pred.hdr, None

@@ -1,8 +1,8 @@
 """Image files through Blender (``bpy.data.images``): read an LDR panorama, write and load float EXRs.
 
-Blender reads every format it supports without OpenCV, and ``Image.save_render`` with an OpenEXR 32-bit scene
-setting writes float pixels exactly (``Image.save`` is slightly off in Blender 5.0), so the extension needs no
-image library of its own.
+Blender reads every format it supports without OpenCV, and ``Image.save_render`` with an OpenEXR scene setting
+writes float pixels exactly (32-bit) or rounded to half floats (16-bit; ``Image.save`` is slightly off in
+Blender 5.0), so the extension needs no image library of its own.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def image_pixels(img: bpy.types.Image) -> np.ndarray:
 
 
 def read_ldr(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8/16-bit panorama: float32 ``HxWx3`` display values in [0, 1], row 0 at the top.
+    """Read an 8/16-bit panorama, row 0 at the top: ``HxWx3`` display values, ``uint8`` for 8-bit files (Blender's
+    byte buffer, exactly), float32 in [0, 1] for 16-bit ones.
 
     The image is loaded as a temporary data-block and removed again, so the blend file is left as it was.
 
@@ -51,34 +52,52 @@ def read_ldr(path: str | os.PathLike) -> np.ndarray:
             raise InputError(reason)
         if img.is_float:  # 16-bit files are decoded to float and linearised unless marked as data
             img.colorspace_settings.name = "Non-Color"
+        is_byte = not img.is_float
         px = image_pixels(img)
     finally:
         bpy.data.images.remove(img)
-    rgb = px[..., :3] if px.shape[2] >= 3 else np.repeat(px[..., :1], 3, axis=2)
-    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0))
+    h, w, ch = px.shape
+    out = np.empty((h, w, 3), np.uint8 if is_byte else np.float32)
+    for y0 in range(0, h, 256):  # band by band: no full-size float temporaries
+        band = px[y0: y0 + 256]
+        rgb = band[..., :3] if ch >= 3 else np.repeat(band[..., :1], 3, axis=2)
+        out[y0: y0 + 256] = np.rint(rgb * 255.0) if is_byte else np.clip(rgb, 0.0, 1.0)
+    return out
 
 
-def write_exr(path: str | os.PathLike, hdr: np.ndarray) -> Path:
-    """Write ``hdr`` (``HxWx3`` linear float) as a 32-bit float, ZIP-compressed RGB OpenEXR file."""
+def write_exr(path: str | os.PathLike, hdr: np.ndarray, half: bool = True) -> Path:
+    """Write ``hdr`` (``HxWx3`` linear float) as an RGB OpenEXR file of half floats (``half``, PIZ-compressed; values
+    beyond 65504 are clipped) or 32-bit floats (ZIP), atomically: written to a hidden temporary name in the same folder,
+    then renamed, so ``path`` is either absent or complete."""
     path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     h, w = hdr.shape[:2]
     img = bpy.data.images.new(".lanet_hdr_tmp", w, h, alpha=False, float_buffer=True)
     scene = bpy.data.scenes.new(".lanet_hdr_tmp")
     try:
-        rgba = np.ones((h, w, 4), dtype=np.float32)
-        rgba[..., :3] = hdr[::-1]
+        rgba = np.empty((h, w, 4), dtype=np.float32)
+        rgba[..., 3] = 1.0
+        clip = half and (float(hdr.max()) > 65504.0 or float(hdr.min()) < -65504.0)
+        flipped = hdr[::-1]  # Blender's rows run bottom to top
+        for y0 in range(0, h, 256):  # band by band: no full-size temporaries
+            band = flipped[y0: y0 + 256]
+            rgba[y0: y0 + 256, :, :3] = np.clip(band, -65504.0, 65504.0) if clip else band
         img.pixels.foreach_set(rgba.ravel())
+        del rgba
         settings = scene.render.image_settings
         settings.file_format = "OPEN_EXR"
-        settings.color_depth = "32"
-        settings.exr_codec = "ZIP"
+        settings.color_depth = "16" if half else "32"
+        settings.exr_codec = "PIZ" if half else "ZIP"  # PIZ: as small as ZIP for half floats, twice as fast
         settings.color_mode = "RGB"
-        img.save_render(str(path), scene=scene)
+        img.save_render(str(tmp), scene=scene)
+        if not tmp.is_file() or tmp.stat().st_size == 0:
+            raise OSError(f"{path}: Blender did not write the file")
+        os.replace(tmp, path)
     finally:
         bpy.data.images.remove(img)
         bpy.data.scenes.remove(scene)
-    if not path.is_file():
-        raise OSError(f"{path}: Blender did not write the file")
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 

@@ -72,12 +72,37 @@ def check_panorama_size(width: int, height: int) -> str | None:
     return None
 
 
+#: ``srgb_to_linear`` of every 8-bit value (``v / 255``).
+_SRGB_8BIT = srgb_to_linear(np.arange(256, dtype=np.float32) / np.float32(255))
+
+
+def _to_linear(ldr: np.ndarray, dtype=np.float32) -> np.ndarray:
+    if ldr.dtype == np.uint8:
+        return _SRGB_8BIT[ldr].astype(dtype, copy=False)
+    return srgb_to_linear(ldr.astype(dtype))
+
+
 def shrink_display_image(ldr: np.ndarray, width: int) -> np.ndarray:
-    """Shrink an LDR (display values, ``HxWx3``) to ``width x width/2`` by area-averaging its linear values."""
+    """Shrink an LDR (display values, ``HxWx3``, float in [0, 1] or ``uint8``) to ``width x width/2`` by
+    area-averaging its linear values; float32 display values out (``ldr`` itself if it is not wider).
+
+    An integer factor (8K to 4K) averages blocks band by band in float32 (no full-size temporaries); other factors
+    use :func:`hdr_core.resize.resize` on the whole image in float64.
+    """
     h, w = ldr.shape[:2]
     if width >= w:
         return ldr
-    lin = resize(srgb_to_linear(ldr.astype(np.float64)), (width, max(1, width // 2)), "area")
+    out_w, out_h = width, max(1, width // 2)
+    k = w // out_w
+    if k * out_w == w and k * out_h == h:
+        out = np.empty((out_h, out_w, 3), np.float32)
+        step = max(1, 256 // k)
+        for y0 in range(0, out_h, step):
+            n = min(out_h, y0 + step) - y0
+            lin = _to_linear(ldr[y0 * k: (y0 + n) * k])
+            out[y0: y0 + n] = np.clip(linear_to_srgb(lin.reshape(n, k, out_w, k, 3).mean((1, 3))), 0.0, 1.0)
+        return out
+    lin = resize(_to_linear(ldr, np.float64), (out_w, out_h), "area")
     return np.clip(linear_to_srgb(lin), 0.0, 1.0).astype(np.float32)
 
 

@@ -1,16 +1,16 @@
-"""Add-on preferences: model file, CPU threads, output folder."""
+"""Add-on preferences: model file, CPU threads, output folder, EXR precision."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import bpy
-from bpy.props import IntProperty, StringProperty
+from bpy.props import EnumProperty, IntProperty, StringProperty
 
 #: ``bl_idname`` of the preferences: the add-on's package (``blender_addon``, or ``bl_ext.<repo>.lanet_hdr``).
 ADDON_ID = __package__
 
-DEFAULTS = SimpleNamespace(model_path="", threads=0, output_dir="")
+DEFAULTS = SimpleNamespace(model_path="", threads=0, output_dir="", exr_precision="HALF")
 
 
 class LANETHDR_AddonPreferences(bpy.types.AddonPreferences):
@@ -35,6 +35,14 @@ class LANETHDR_AddonPreferences(bpy.types.AddonPreferences):
         subtype="DIR_PATH",
         default="",
     )
+    exr_precision: EnumProperty(
+        name="EXR Precision",
+        description="Number format of the HDR files the world uses",
+        items=(("HALF", "Half Float (16-bit)", "Half the size of 32-bit, 3 significant digits (plenty for lighting); "
+                                               "values above 65504 are clipped"),
+               ("FLOAT", "Float (32-bit)", "Exact values, twice the file size and memory")),
+        default="HALF",
+    )
 
     def draw(self, context):
         from . import engine
@@ -58,6 +66,7 @@ class LANETHDR_AddonPreferences(bpy.types.AddonPreferences):
                 col.label(text="and choose that model.onnx above (one-time step).")
         layout.prop(self, "threads")
         layout.prop(self, "output_dir")
+        layout.prop(self, "exr_precision")
 
 
 def get_prefs(context=None):

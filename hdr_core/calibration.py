@@ -71,6 +71,15 @@ def calibration_scale(hdr, ldr_linear, tau: float = TAU, channel_axis: int = -1)
     return scale, fallback
 
 
+def scale_from_sums(num: float, den: float, num_all: float, den_all: float) -> tuple[float, bool]:
+    """Eq. 1's ``(scale, used_fallback)`` from its four sums, for an image calibrated piece by piece: ``num`` =
+    sum(M * I_lin), ``den`` = sum(M * H), ``num_all`` = sum(I_lin), ``den_all`` = sum(H). Same rule and fallback
+    as :func:`calibration_scale`."""
+    if den > 0:
+        return num / den, False
+    return (num_all / den_all if den_all > 0 else 1.0), True
+
+
 def calibrate(hdr, ldr_linear, tau: float = TAU, channel_axis: int = -1):
     """Scale ``hdr`` to agree with ``ldr_linear`` on unsaturated pixels (Eq. 1). See :func:`calibration_scale`."""
     scale, _ = calibration_scale(hdr, ldr_linear, tau, channel_axis)

@@ -1,10 +1,13 @@
 """HDR prediction: ``python -m hdr_core.predict INPUT... -o OUT_DIR [options]`` and the :class:`Predictor` API.
 
-LDR images (or folders of them) in, float32 EXR out, calibrated to the input (Eq. 1): unsaturated pixels keep
-the LDR's linear values, so swapping the LDR for the HDR keeps diffuse brightness and adds the missing light.
+LDR images (or folders of them) in, half-float EXR out (``--precision float``: 32-bit), calibrated to the input
+(Eq. 1): unsaturated pixels keep the LDR's linear values, so swapping the LDR for the HDR keeps diffuse brightness
+and adds the missing light.
 
 The network runs at a working size (default 1024x512 for panoramas); for inputs larger than that the predicted
-HDR/LDR gain is upsampled and applied to the full-resolution linear LDR, so texture detail is not lost.
+HDR/LDR gain is upsampled and applied to the full-resolution linear LDR, so texture detail is not lost. That
+full-resolution step runs in bands of rows (:data:`BAND_ROWS`, on ``threads`` threads), so an 8K photo needs no
+full-size temporaries beyond the linear input and the output; the pixels do not depend on the band height.
 Backends: ONNX Runtime (default; needs no torch) or torch. panoLANet needs a 2:1 equirectangular input:
 anything else is an error unless ``--fit crop|pad|stretch`` says how to make it 2:1.
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hdr_core.calibration import calibrate
+from hdr_core.calibration import TAU, calibrate, scale_from_sums
 from hdr_core.color import ldr_to_linear, linear_to_srgb
 from hdr_core.errors import ImageError
 from hdr_core.resize import resize
@@ -33,6 +36,19 @@ LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Shipped weights live here, one folder per model (model.safetensors + model.json [+ model.onnx]).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "panolanet_small"
+#: Rows per band of the full-resolution step (about 25 MB of temporaries per band at 8K).
+BAND_ROWS = 256
+#: Largest half float: HDR values are clipped to it (also in 32-bit output, so both precisions agree).
+HALF_MAX = 65504.0
+#: ``ldr_to_linear`` of every 8-bit value, computed exactly as for float inputs ``v / 255``.
+_LINEAR_8BIT = ldr_to_linear(np.arange(256, dtype=np.float32) / np.float32(255))
+
+
+def display_to_linear(ldr: np.ndarray) -> np.ndarray:
+    """``ldr_to_linear`` of display values: float in [0, 1], or ``uint8`` (``v / 255``, by table), as float32."""
+    if ldr.dtype == np.uint8:
+        return _LINEAR_8BIT[ldr]
+    return ldr_to_linear(ldr.astype(np.float32))
 
 
 @dataclass
@@ -103,14 +119,17 @@ class Predictor:
         size: working size ``(width, height)``; None = 1024x512 for panoramas, the input size (capped at 1024
             wide) for LANet on other aspect ratios.
         threads: CPU threads for the backend (None = library default).
+        band_rows: rows per band of the full-resolution step (memory bound; the result does not depend on it).
     """
 
     def __init__(self, weights: str | os.PathLike | None = None, model: str = DEFAULT_MODEL, backend: str = "onnx",
-                 size: tuple[int, int] | None = None, threads: int | None = None):
+                 size: tuple[int, int] | None = None, threads: int | None = None, band_rows: int = BAND_ROWS):
         path = Path(weights) if weights is not None else default_weights(model)
         if not path.exists():
             raise FileNotFoundError(f"{path}: weights not found")
-        self.size, self.threads = size, threads
+        if band_rows < 1:
+            raise ValueError(f"band_rows must be >= 1, got {band_rows}")
+        self.size, self.threads, self.band_rows = size, threads, band_rows
         if backend == "auto":
             try:
                 import onnxruntime  # noqa: F401
@@ -199,11 +218,14 @@ class Predictor:
             mask = out.merge_mask.numpy() if out.merge_mask is not None else None
         return log_hdr, (mask if self.is_pano else None)
 
-    def predict(self, ldr: np.ndarray, exposure_boost: float = 1.0, fit: str | None = None) -> Prediction:
-        """Predict the calibrated HDR of an LDR image (display values in [0, 1], ``HxWx3``).
+    def predict(self, ldr: np.ndarray, exposure_boost: float = 1.0, fit: str | None = None,
+                full_res_mask: bool = True) -> Prediction:
+        """Predict the calibrated HDR of an LDR image (``HxWx3`` display values: float in [0, 1], or ``uint8``,
+        which gives the same result as ``ldr / 255`` with a quarter of the memory).
 
         ``exposure_boost`` g is HDRCNN's "gamma trick", ``y = f(x^(1/g))^g`` on the linear input (1.0 = off):
-        it expands the predicted highlights; calibration then restores the LDR's scale.
+        it expands the predicted highlights; calibration then restores the LDR's scale. ``full_res_mask=False``
+        leaves ``merge_mask`` at the working size (saves an ``HxW`` float array for callers that do not use it).
         """
         t0 = time.perf_counter()
         if ldr.ndim != 3 or ldr.shape[2] != 3 or min(ldr.shape[:2]) < 2:
@@ -213,11 +235,16 @@ class Predictor:
             if fit is None:
                 raise ValueError(f"{self.meta['model']} needs a 2:1 equirectangular panorama, got {w}x{h} "
                                  "(pass --fit crop|pad|stretch to make it 2:1)")
-            ldr = fit_to_2to1(ldr, fit)
+            ldr = fit_to_2to1(ldr / np.float32(255) if ldr.dtype == np.uint8 else ldr, fit)
             h, w = ldr.shape[:2]
         if exposure_boost <= 0:
             raise ValueError(f"exposure boost must be > 0, got {exposure_boost}")
-        lin = ldr_to_linear(ldr.astype(np.float32))
+        lin = np.empty((h, w, 3), np.float32)
+
+        def linearise(rows: slice) -> None:  # per band: no full-size temporaries
+            lin[rows] = display_to_linear(ldr[rows])
+
+        self._for_bands(h, linearise)
         ww, wh = self.working_size(h, w)
         small = resize(lin, (ww, wh), "area") if (wh, ww) != (h, w) else lin
         x = (2.0 * small ** (1.0 / exposure_boost) - 1.0).transpose(2, 0, 1)[None]
@@ -226,14 +253,79 @@ class Predictor:
         hdr_small = calibrate(hdr_small, small.astype(np.float64))
         if (wh, ww) != (h, w):  # upsample the HDR/LDR gain (in log) and apply it to the full-resolution LDR
             log_gain = np.log(np.maximum(hdr_small, 1e-8)) - np.log(np.maximum(small, 1e-8))
-            log_gain = resize(log_gain.astype(np.float32), (w, h), "linear")
-            hdr = calibrate(lin * np.exp(log_gain), lin)
-            if mask is not None:
+            hdr = self._apply_gain(lin, log_gain.astype(np.float32))
+            if mask is not None and full_res_mask:
                 mask = resize(mask[0, 0], (w, h), "linear")[None, None]
         else:
-            hdr = hdr_small
-        hdr = np.clip(hdr, 0.0, 65504.0).astype(np.float32)
+            hdr = np.clip(hdr_small, 0.0, HALF_MAX).astype(np.float32)
         return Prediction(hdr, lin, None if mask is None else mask[0, 0], time.perf_counter() - t0)
+
+    def _apply_gain(self, lin: np.ndarray, log_gain: np.ndarray) -> np.ndarray:
+        """``calibrate(lin * exp(upsampled log_gain), lin)`` clipped to half range, in bands of rows.
+
+        The bilinear upsampling is separable (OpenCV's rule: half-pixel centres, replicated borders), in float32
+        numpy with or without OpenCV: columns first, on the small image, then each band's rows. Eq. 1's sums are
+        taken per row and added in one fixed order, so the result is bit-identical for every band height and thread
+        count.
+        """
+        h, w = lin.shape[:2]
+        gh, gw = log_gain.shape[:2]
+
+        def taps(n_out: int, n_in: int):  # OpenCV's bilinear rule: half-pixel centres, replicated borders
+            src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1)
+            j0 = np.floor(src).astype(np.int64)
+            return j0, np.minimum(j0 + 1, n_in - 1), (src - j0).astype(np.float32)
+
+        j0, j1, fx = taps(w, gw)
+        fx = fx[None, :, None]
+        cols = np.take(log_gain, j0, axis=1) * (1.0 - fx) + np.take(log_gain, j1, axis=1) * fx  # gh x w x 3
+        i0, i1, frac = taps(h, gh)
+        frac = frac[:, None, None]
+        hdr = np.empty((h, w, 3), np.float32)
+        sums = np.zeros((4, h))  # per row: sum(M lin), sum(M H), sum(lin), sum(H)
+
+        def gain(rows: slice) -> None:
+            f = frac[rows]
+            band = hdr[rows]
+            np.multiply(np.take(cols, i0[rows], axis=0), 1.0 - f, out=band)  # take: much faster than cols[i0]
+            band += np.take(cols, i1[rows], axis=0) * f
+            np.exp(band, out=band)
+            band *= lin[rows]
+            # Eq. 1's mask is mean_c(lin) < tau, i.e. (channel sum) / 3 < tau, as calibrate() computes it (the sum
+            # over the 3 channels written out: numpy's reduction over a length-3 axis is ten times slower)
+            lb = lin[rows]
+            lin_c, hdr_c = lb[..., 0] + lb[..., 1] + lb[..., 2], band[..., 0] + band[..., 1] + band[..., 2]
+            m = lin_c / 3 < TAU
+            sums[0, rows] = np.where(m, lin_c, 0.0).sum(1, dtype=np.float64)
+            sums[1, rows] = np.where(m, hdr_c, 0.0).sum(1, dtype=np.float64)
+            sums[2, rows] = lin_c.sum(1, dtype=np.float64)
+            sums[3, rows] = hdr_c.sum(1, dtype=np.float64)
+
+        self._for_bands(h, gain)
+        scale = np.float32(scale_from_sums(*(float(v) for v in sums.sum(1)))[0])
+
+        def finish(rows: slice) -> None:
+            band = hdr[rows]
+            band *= scale
+            np.clip(band, 0.0, HALF_MAX, out=band)
+
+        self._for_bands(h, finish)
+        return hdr
+
+    def _for_bands(self, h: int, fn) -> None:
+        """``fn(rows)`` for each band of :attr:`band_rows` rows of ``h``, on up to ``threads`` threads (numpy
+        releases the GIL); every band writes only its own rows, so the result does not depend on the order."""
+        bands = [slice(y0, min(h, y0 + self.band_rows)) for y0 in range(0, h, self.band_rows)]
+        workers = min(len(bands), self.threads or os.cpu_count() or 1)
+        if workers <= 1:
+            for rows in bands:
+                fn(rows)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="hdr-band") as pool:
+            for _ in pool.map(fn, bands):  # re-raises a band's exception
+                pass
 
     def predict_file(self, path: str | os.PathLike, **kw) -> Prediction:
         from hdr_core.io import read_ldr
@@ -274,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fit", choices=["crop", "pad", "stretch"], help="make non-2:1 inputs 2:1 (panoLANet)")
     ap.add_argument("--preview", action="store_true", help="also write a tone-mapped PNG")
     ap.add_argument("--masks", action="store_true", help="also write the merge mask PNG (panoLANet)")
+    ap.add_argument("--precision", choices=["half", "float"], default="half",
+                    help="EXR number format: half (16-bit, default) or float (32-bit)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args(argv)
     from hdr_core.io import write_exr, write_ldr
@@ -293,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     for f in collect_inputs(args.inputs):
         try:
             pred = predictor.predict_file(f, exposure_boost=args.exposure_boost, fit=args.fit)
-            write_exr(out / f"{f.stem}.exr", pred.hdr)
+            half = args.precision == "half"  # PIZ: as small as ZIP for half floats, twice as fast to write
+            write_exr(out / f"{f.stem}.exr", pred.hdr, half=half, compression="piz" if half else "zip")
             if args.preview:
                 write_ldr(out / f"{f.stem}_preview.png", preview(pred.hdr))
             if args.masks and pred.merge_mask is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -14,9 +15,10 @@ import pytest
 from hdr_core.data.sources import blender_studiolights_dir
 
 # The first `import bpy` writes to the user's Blender config unless this points elsewhere.
+_USER_RESOURCES = None
 if "BLENDER_USER_RESOURCES" not in os.environ:
-    os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="blender-user-")
-    atexit.register(shutil.rmtree, os.environ["BLENDER_USER_RESOURCES"], True)
+    _USER_RESOURCES = os.environ["BLENDER_USER_RESOURCES"] = tempfile.mkdtemp(prefix="blender-user-")
+    atexit.register(shutil.rmtree, _USER_RESOURCES, True)
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 try:  # property tests: a deterministic, CI-friendly profile
@@ -87,3 +89,26 @@ def fit_one_batch(model, batch: dict, steps: int = 30, **adam) -> list[float]:
         opt.step()
         losses.append(loss.item())
     return losses
+
+
+def bpy_exit_is_broken() -> bool:
+    """Whether this ``bpy`` crashes or hangs when the interpreter exits (the 4.2 and 4.5 LTS wheels segfault in
+    their atexit clean-up after any test; 5.0 does not). Test scripts run in a subprocess end with ``os._exit``
+    too (``tests/test_addon.py``)."""
+    bpy = sys.modules.get("bpy")
+    return bpy is not None and tuple(bpy.app.version) < (5, 0, 0)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """With a bpy whose interpreter exit crashes, leave with pytest's own exit status once pytest is done."""
+    if bpy_exit_is_broken():
+        if _USER_RESOURCES:  # what atexit would have removed
+            shutil.rmtree(_USER_RESOURCES, True)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(getattr(config, "_lanet_exitstatus", 0)))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._lanet_exitstatus = exitstatus

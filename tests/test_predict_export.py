@@ -103,6 +103,38 @@ def test_panorama_model_refuses_non_2to1_unless_fit(checkpoints):
     assert lanet.predict(_ldr(30, 44)).hdr.shape == (30, 44, 3)  # LANet: any size
 
 
+def test_full_resolution_bands_give_the_same_pixels(checkpoints):
+    """The full-resolution step in bands of rows: bit-identical for any band height and thread count, and equal to the
+    one-piece formula (bilinear upsampling of the log gain, then Eq. 1 on the whole image)."""
+    import cv2
+
+    from hdr_core.calibration import calibrate
+    from hdr_core.color import ldr_to_linear
+    from hdr_core.resize import resize
+
+    ldr = _ldr(150, 300, 5)  # the graph is 64x128: upsampled by a non-integer factor
+    folder = checkpoints["panolanet_small"]
+    # the same ONNX Runtime threads throughout (its results depend on them); one band runs unthreaded
+    one = Predictor(folder, backend="onnx", band_rows=10**6, threads=2).predict(ldr)
+    for rows in (1, 7, 64):
+        got = Predictor(folder, backend="onnx", band_rows=rows, threads=2).predict(ldr)
+        np.testing.assert_array_equal(got.hdr, one.hdr)
+        np.testing.assert_array_equal(got.ldr_linear, one.ldr_linear)
+    u8 = np.round(ldr * 255).astype(np.uint8)  # 8-bit input: the same result as v / 255, by table
+    np.testing.assert_array_equal(Predictor(folder, backend="onnx", threads=2).predict(u8).hdr,
+                                  Predictor(folder, backend="onnx", threads=2).predict(u8 / np.float32(255)).hdr)
+    lin = ldr_to_linear(ldr)
+    small = resize(lin, (128, 64), "area")
+    p = Predictor(folder, backend="onnx")
+    log_hdr, _ = p.run_network((2.0 * small - 1.0).transpose(2, 0, 1)[None])
+    hdr_small = calibrate(np.exp(log_hdr[0].transpose(1, 2, 0).astype(np.float64)), small.astype(np.float64))
+    log_gain = (np.log(np.maximum(hdr_small, 1e-8)) - np.log(np.maximum(small, 1e-8))).astype(np.float32)
+    expected = calibrate(lin * np.exp(cv2.resize(log_gain, (300, 150), interpolation=cv2.INTER_LINEAR)), lin)
+    np.testing.assert_allclose(one.hdr, expected, rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="band_rows"):
+        Predictor(folder, backend="onnx", band_rows=0)
+
+
 def test_exposure_boost_expands_highlights(checkpoints):
     p = Predictor(checkpoints["lanet_small"], backend="onnx")
     ldr = _ldr(32, 64, 3)
@@ -130,6 +162,17 @@ def test_predict_cli_end_to_end(checkpoints, tmp_path, capsys):
     assert predict_main([str(inp / "square.png"), "-o", str(out), "--weights", str(checkpoints["panolanet_small"]),
                          "--fit", "pad"]) == 0
     assert predict_main([str(inp / "good.png"), "-o", str(out), "--weights", str(tmp_path / "nope")]) == 2
+    # half floats by default, 32-bit floats with --precision float
+    import OpenEXR
+
+    def channel_type(path):
+        return {v.pixels.dtype for v in OpenEXR.File(str(path), separate_channels=True).channels().values()}
+
+    assert channel_type(out / "good.exr") == {np.dtype(np.float16)}
+    assert predict_main([str(inp / "good.png"), "-o", str(tmp_path / "f32"), "--weights",
+                         str(checkpoints["panolanet_small"]), "--precision", "float"]) == 0
+    assert channel_type(tmp_path / "f32" / "good.exr") == {np.dtype(np.float32)}
+    np.testing.assert_allclose(read_hdr(out / "good.exr"), read_hdr(tmp_path / "f32" / "good.exr"), rtol=2.0**-10)
 
 
 def test_export_cli(checkpoints, tmp_path):
