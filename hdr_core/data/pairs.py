@@ -103,15 +103,18 @@ class PairDataset(torch.utils.data.Dataset):
     level, 1 = white point, not clipped: ``clip(hdr_camera, 0, 1)`` is what the response curve saw) and ``crf``
     (``[sigma, n]`` of the response ``(1 + s) v^n / (v^n + s)``). For the other styles ``display`` is the 8-bit
     LDR / 255, ``hdr_camera`` the calibrated HDR, and ``crf`` is NaN (they have no sigmoid response).
+    ``extras=False`` leaves those three out (networks trained with the paper's losses never read them); ``ldr``,
+    ``hdr``, ``scene`` and ``style`` are the same bits either way.
     """
 
     def __init__(self, panoramas: list[np.ndarray], config: PairConfig, length: int, seed: int = 0,
-                 views: str = "random", augment: bool = True):
+                 views: str = "random", augment: bool = True, extras: bool = True):
         if not panoramas:
             raise ValueError("PairDataset: no panoramas")
         if config.mode not in ("crop", "pano"):
             raise ValueError(f"PairDataset: mode must be 'crop' or 'pano', got {config.mode!r}")
         self.config, self.length, self.seed, self.views, self.augment = config, length, seed, views, augment
+        self.extras = extras
         h = config.pano_height if config.mode == "pano" else config.store_height
         self.panoramas = [resize_pano(p, h) for p in panoramas]
         self._standard = standard_views()
@@ -150,22 +153,58 @@ class PairDataset(torch.utils.data.Dataset):
             hdr = perspective_crop(t, yaw, pitch, fov, self.config.crop_size)[0].permute(1, 2, 0).numpy()
         hdr = np.maximum(hdr, 0.0).astype(np.float32)
         style = self.style_of(i)
+        extra: dict[str, np.ndarray | list[float]] = {}
         if style == "virtual":
             ldr, cam = virtual_camera(hdr, rng, self.config.camera)
             lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
             hdr_cal = calibrate(hdr, lin)
-            display = expose(hdr, cam.exposure, cam.dynamic_range_ev, cam.sigma, cam.n)
-            black = 2.0 ** (-cam.dynamic_range_ev)
-            hdr_camera = np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black)
-            crf = [cam.sigma, cam.n]
+            if self.extras:
+                black = 2.0 ** (-cam.dynamic_range_ev)
+                extra = {"display": expose(hdr, cam.exposure, cam.dynamic_range_ev, cam.sigma, cam.n),
+                         "hdr_camera": np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black),
+                         "crf": [cam.sigma, cam.n]}
         else:
             ldr, _ = make_ldr(hdr, style, rng)
             display = ldr.astype(np.float32) / 255.0
             lin = ldr_to_linear(display)
-            hdr_cal = hdr_camera = calibrate(hdr, lin)
-            crf = [float("nan"), float("nan")]
+            hdr_cal = calibrate(hdr, lin)
+            if self.extras:
+                extra = {"display": display, "hdr_camera": hdr_cal, "crf": [float("nan"), float("nan")]}
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))  # noqa: E731
-        return {"ldr": to_t(lin), "hdr": to_t(hdr_cal), "scene": torch.tensor(scene),
-                "style": torch.tensor(LDR_STYLES.index(style)),
-                "display": to_t(display), "hdr_camera": to_t(hdr_camera),
-                "crf": torch.tensor(crf, dtype=torch.float32)}
+        item = {"ldr": to_t(lin), "hdr": to_t(hdr_cal), "scene": torch.tensor(scene),
+                "style": torch.tensor(LDR_STYLES.index(style))}
+        if extra:
+            item.update(display=to_t(extra["display"]), hdr_camera=to_t(extra["hdr_camera"]),
+                        crf=torch.tensor(extra["crf"], dtype=torch.float32))
+        return item
+
+
+class PairPool(torch.utils.data.Dataset):
+    """Items ``0..size-1`` of a :class:`PairDataset`, made once and kept as stacked tensors; item ``i`` is pair
+    ``i % size`` (a stream of ``length`` items that cycles through the pool: every pair is seen ``length / size``
+    times).
+
+    ``PairPool(ds, size)[i]`` equals ``ds[i % size]`` bit for bit, so with ``size >= len(ds)`` training on the pool is
+    training on ``ds``. The pairs are made by a DataLoader with ``workers`` processes; ``device`` holds the pool
+    (a GPU's memory: the training loop then only indexes it).
+    """
+
+    def __init__(self, dataset: PairDataset, size: int, workers: int = 0, device: str | torch.device = "cpu",
+                 chunk: int = 32):
+        if size < 1:
+            raise ValueError(f"PairPool: size must be >= 1, got {size}")
+        self.size, self.length = int(size), len(dataset)
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(self.size)), batch_size=chunk,
+                                             num_workers=workers)
+        parts = list(loader)
+        self.tensors = {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[int(i) % self.size] for k, v in self.tensors.items()}
+
+    def nbytes(self) -> int:
+        """Memory the pool holds."""
+        return sum(v.numel() * v.element_size() for v in self.tensors.values())
