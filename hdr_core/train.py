@@ -39,7 +39,15 @@ from hdr_core.calibration import calibrate
 from hdr_core.camera import CameraConfig
 from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text, load_state, save_model
 from hdr_core.data.catalog import ManifestError, entries_for, load_validation_groups, prefer_originals, split_by_groups
-from hdr_core.data.pairs import PairConfig, PairDataset, PairPool, check_styles, find_hdr_files, load_panoramas
+from hdr_core.data.pairs import (
+    DevicePairs,
+    PairConfig,
+    PairDataset,
+    PairPool,
+    check_styles,
+    find_hdr_files,
+    load_panoramas,
+)
 from hdr_core.data.splits import (
     SplitViolation,
     check_site_groups,
@@ -100,6 +108,9 @@ class TrainConfig:
     #: 0 = a fresh pair for every item (the paper's on-the-fly pairs); N = items 0..N-1 are made once, before the
     #: loop, and item i reuses pair i % N (the virtual camera and projections cost once per N, not per item)
     pair_pool: int = 0
+    #: make the training pairs on the training device as batched torch ops (``data.pairs.DevicePairs``: the virtual
+    #: camera without JPEG only; the same draws as the CPU pairs, the same pixels to float rounding)
+    pair_device: bool = False
     # losses
     seg_weight: float = 0.05
     mask_beta1: float = 0.2
@@ -174,6 +185,9 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         parser.error(str(e))
     if cfg.val_groups_file and cfg.val_scenes:
         parser.error("give val_groups_file or val_scenes, not both")
+    if cfg.pair_device and (cfg.pair_pool or {s for s, w in cfg.ldr_styles.items() if float(w) > 0} != {"virtual"}
+                            or cfg.jpeg_prob):
+        parser.error("pair_device: only the virtual camera (ldr_styles {virtual: 1}, jpeg_prob 0), without pair_pool")
     return cfg
 
 
@@ -235,6 +249,15 @@ def to_device(batch: dict, device: torch.device, channels_last: bool = False) ->
     if channels_last:
         out = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in out.items()}
     return out
+
+
+def device_batches(pairs: DevicePairs, sampler: StepSampler, local_batch: int):
+    """The batches of ``sampler``'s indices, made on the device by ``pairs``."""
+    indices = iter(sampler)
+    while chunk := [next(indices, None) for _ in range(local_batch)]:
+        if chunk[-1] is None:
+            return
+        yield pairs.batch(chunk)
 
 
 def trained_module(net, stage: str):
@@ -543,7 +566,7 @@ def main(argv: list[str] | None = None) -> dict:
                dynamic_ncols=True)
     step, t0, last = start_step, time.time(), dict(resumed_metrics.get("last", {}))
     stop = False  # the time limit is reached
-    it = iter(loader)
+    it = device_batches(DevicePairs(train_ds, device), loader.sampler, local_batch) if cfg.pair_device else iter(loader)
     while step < cfg.steps and not stop:
         batch = to_device(next(it), device, cfg.channels_last)
         lr = learning_rate(cfg, step)

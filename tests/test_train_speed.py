@@ -226,3 +226,44 @@ def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
     assert record["config"]["stage"] == "pano" and record["init_from_record"]["config"]["stage"] == "crop"
     assert record["metrics"]["steps"] == 2 and [p["name"] for p in record["data"]["validation"]] == ["v0"]
     assert load_model(model).config.encoder_width == 16  # panolanet_small, rebuilt from the shards
+
+
+@pytest.mark.parametrize("mode", ["crop", "pano"])
+def test_device_pairs_match_the_numpy_pairs(mode):
+    from hdr_core.data.pairs import DevicePairs
+
+    cfg = PairConfig(mode=mode, crop_size=32, store_height=64, pano_height=32)
+    ds = PairDataset(_panos(64), cfg, 100, seed=5, extras=False)
+    dev = DevicePairs(ds)
+    idx = [0, 3, 17, 42, 99]
+    ref = torch.utils.data.default_collate([ds[i] for i in idx])
+    got = dev.batch(idx)
+    assert torch.equal(got["scene"], ref["scene"]) and torch.equal(got["style"], ref["style"])
+    code = lambda lin: torch.round(torch.where(lin <= 0.0031308, lin * 12.92,  # noqa: E731
+                                               1.055 * lin.clamp_min(0) ** (1 / 2.4) - 0.055) * 255)
+    diff = (code(got["ldr"]) - code(ref["ldr"])).abs()
+    assert diff.max() <= 1 and (diff > 0).float().mean() < 1e-3  # a float32 rounding across a code boundary, rarely
+    same = (diff == 0).all(dim=1, keepdim=True).expand_as(diff)
+    torch.testing.assert_close(got["ldr"][same], ref["ldr"][same], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(got["hdr"], ref["hdr"], rtol=2e-3, atol=1e-6)  # Eq. 1's scale moves with those codes
+    for i in idx:  # the exposures themselves, against the numpy camera's
+        from hdr_core.camera import auto_exposure
+
+        d = dev.draws(i)
+        h = dev._hdr(d)
+        e_np = auto_exposure(h.permute(1, 2, 0).numpy(), d["dr"], d["sigma"], d["n"])
+        e_t = dev.auto_exposure(h[None], *(torch.tensor([[[d[k]]]], dtype=torch.float64) for k in ("dr", "sigma", "n")))
+        assert e_t.item() == pytest.approx(e_np, rel=1e-9)
+    with pytest.raises(ValueError, match="only the virtual camera"):
+        DevicePairs(PairDataset(_panos(64), PairConfig(mode=mode, style="mdk08"), 4))
+
+
+def test_training_on_device_pairs_stays_close_to_the_cpu_pairs(tmp_path, pano_folder):
+    from hdr_core.train import main, parse_config
+
+    cpu = main(_args(pano_folder, tmp_path / "cpu"))
+    dev = main(_args(pano_folder, tmp_path / "dev", "--pair-device", "true"))
+    assert dev["steps"] == 3 and dev["train/loss"] == pytest.approx(cpu["train/loss"], rel=1e-3)
+    assert dev["val/loss"] == pytest.approx(cpu["val/loss"], rel=1e-2)
+    with pytest.raises(SystemExit):
+        parse_config(_args(pano_folder, tmp_path, "--pair-device", "true", "--ldr-styles", "{virtual: 1, mdk08: 1}"))
