@@ -45,9 +45,9 @@ from hdr_core.models import create_model  # noqa: E402
 from hdr_core.projections import perspective_crop  # noqa: E402
 from hdr_core.train import TrainConfig, autocast_context, compute_loss, to_device, trained_module  # noqa: E402
 
-#: stage -> (batch, pairs, eval_every) of the shipped recipe (validation: 4 batches per style)
-RECIPES = {"crop": (8, PairConfig(mode="crop", crop_size=128, store_height=256), 100),
-           "pano": (4, PairConfig(mode="pano", pano_height=256, store_height=256), 60)}
+#: stage -> (batch, pairs, eval_every, eval_batches per style) of the shipped recipe
+RECIPES = {"crop": (8, PairConfig(mode="crop", crop_size=128, store_height=256), 100, 4),
+           "pano": (4, PairConfig(mode="pano", pano_height=256, store_height=256), 60, 2)}
 VARIANTS = {"eager": {}, "channels_last": {"channels_last": True}, "compile": {"compile": True},
             "compile_cl": {"compile": True, "channels_last": True}, "amp_cl": {"amp": True, "channels_last": True},
             "compile_cl_amp": {"compile": True, "channels_last": True, "amp": True}}
@@ -140,7 +140,7 @@ def step_flops(stage: str, batch: dict) -> float:
 
 
 def bench_stage(stage: str, panos: list[np.ndarray], args, peaks: dict[str, float]) -> None:
-    batch_size, pair_cfg, eval_every = RECIPES[stage]
+    batch_size, pair_cfg, eval_every, eval_batches = RECIPES[stage]
     ds = PairDataset(panos, pair_cfg, 10**6, seed=0, extras=False)
     what = f"{pair_cfg.crop_size}x{pair_cfg.crop_size} crops" if stage == "crop" else "512x256 panoramas"
     print(f"\n## stage {stage}: batch {batch_size}, {what}\n")
@@ -165,7 +165,7 @@ def bench_stage(stage: str, panos: list[np.ndarray], args, peaks: dict[str, floa
         step(parts)
     compute = {k: statistics.median(v) for k, v in parts.items()}
     val_styles = len(mix)
-    val_pairs = 4 * batch_size * val_styles  # eval_batches 4 (stage 1) per style; the pairs of one evaluation
+    val_pairs = eval_batches * batch_size * val_styles  # the pairs of one evaluation
 
     def val_forward() -> None:
         with torch.no_grad():
@@ -173,7 +173,7 @@ def bench_stage(stage: str, panos: list[np.ndarray], args, peaks: dict[str, floa
             compute_loss(TrainConfig(data=["x"], stage=stage), module, batch)
             module.train()
 
-    val_fwd_s = timed(val_forward) * 4 * val_styles
+    val_fwd_s = timed(val_forward) * eval_batches * val_styles
     rows = [(f"pair synthesis ({args.mix} mix), {batch_size} pairs", pair_s * batch_size), ("collate", collate_s),
             *[(k, v) for k, v in compute.items()],
             (f"validation pairs ({val_pairs}) / {eval_every} steps", pair_s * val_pairs / eval_every),
@@ -252,7 +252,7 @@ def end_to_end(args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stages", nargs="+", default=["crop", "pano"], choices=list(RECIPES))
+    ap.add_argument("--stages", nargs="*", default=["crop", "pano"], choices=list(RECIPES))
     ap.add_argument("--variants", nargs="+", default=["eager", "channels_last", "compile_cl", "amp_cl"],
                     choices=list(VARIANTS))
     ap.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared" / "data" / "hdri")])
