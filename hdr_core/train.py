@@ -400,6 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
                           (cfg.device if cfg.device != "auto" else "cpu"))
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest kernels
     master = rank == 0
     if cfg.batch_size % world:
         raise SystemExit(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")

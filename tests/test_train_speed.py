@@ -267,3 +267,18 @@ def test_training_on_device_pairs_stays_close_to_the_cpu_pairs(tmp_path, pano_fo
     assert dev["val/loss"] == pytest.approx(cpu["val/loss"], rel=1e-2)
     with pytest.raises(SystemExit):
         parse_config(_args(pano_folder, tmp_path, "--pair-device", "true", "--ldr-styles", "{virtual: 1, mdk08: 1}"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opts", [["--pair-pool", "8", "--channels-last", "true", "--time-limit-s", "600"],
+                                  ["--pair-device", "true", "--amp", "true"]], ids=["pool_nhwc", "device_bf16"])
+def test_ddp_two_cpu_processes_with_the_options_keep_identical_weights(tmp_path, pano_folder, opts):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+           "-m", "hdr_core.train", *_args(pano_folder, out, "--steps", "4", "--eval-every", "2", *opts)]
+    res = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "final.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 4
+    assert len(set(summary["param_checksums"])) == 1
