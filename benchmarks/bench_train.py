@@ -101,6 +101,26 @@ def synthesis_parts(ds: PairDataset, style: str, n: int) -> dict[str, float]:
     return parts
 
 
+def device_pairs_ratio(ds: PairDataset, batch_size: int, rounds: int) -> None:
+    """A batch of virtual-camera pairs: numpy item by item (``PairDataset``) vs batched torch ops
+    (``DevicePairs`` on the CPU; on a GPU it runs there), interleaved."""
+    from hdr_core.data.pairs import DevicePairs
+
+    dev = DevicePairs(ds)
+    times = {"numpy": [], "torch": []}
+    for r in range(rounds):
+        idx = list(range(r * batch_size, (r + 1) * batch_size))
+        t = time.perf_counter()
+        [ds[i] for i in idx]
+        times["numpy"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        dev.batch(idx)
+        times["torch"].append(time.perf_counter() - t)
+    m = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nvirtual-camera pairs, one batch: numpy {m['numpy']:.3f} s, DevicePairs on the CPU {m['torch']:.3f} s "
+          f"({m['numpy'] / m['torch']:.2f}x)")
+
+
 def make_step(stage: str, batch: dict, opts: dict):
     """One training step of panoLANet (small) with the options of ``hdr_core.train``; returns ``step()``."""
     cfg = TrainConfig(data=["x"], stage=stage, **opts)
@@ -183,6 +203,7 @@ def bench_stage(stage: str, panos: list[np.ndarray], args, peaks: dict[str, floa
     for k, v in rows:
         print(f"| {k} | {v:.3f} | {100 * v / total:.0f} % |")
     print(f"| **step** | **{total:.3f}** | |")
+    device_pairs_ratio(ds, batch_size, args.rounds)
 
     # --- 2. variants, interleaved ---------------------------------------------------------------
     flops = step_flops(stage, batch)
