@@ -40,6 +40,7 @@ from hdr_core.calibration import calibrate  # noqa: E402
 from hdr_core.camera import virtual_camera  # noqa: E402
 from hdr_core.color import ldr_to_linear  # noqa: E402
 from hdr_core.data.pairs import PairConfig, PairDataset, find_hdr_files, load_panoramas  # noqa: E402
+from hdr_core.data.splits import filter_training_files  # noqa: E402
 from hdr_core.looks import make_ldr  # noqa: E402
 from hdr_core.models import create_model  # noqa: E402
 from hdr_core.projections import perspective_crop  # noqa: E402
@@ -288,7 +289,7 @@ def main() -> None:
     ap.add_argument("--e2e-out", default="/tmp/bench_train_runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    files = [f for f in find_hdr_files(args.data) if f.stem not in ("lab", "workshop")][:8]
+    files = [f for f in filter_training_files(find_hdr_files(args.data)) if f.stem not in ("lab", "workshop")][:8]
     panos = load_panoramas(files, 256)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; load average "
