@@ -1,5 +1,9 @@
 """Self-describing model checkpoints: ``model.safetensors`` + ``model.json``.
 
+A model bigger than ``max_shard_bytes`` is written as shards instead, ``model-00001-of-0000N.safetensors`` ... plus
+``model.safetensors.index.json`` (the Hugging Face layout: ``weight_map`` names each tensor's shard); every loader
+here (:func:`load_state`) reads either form.
+
 ``model.json`` holds the registered model name and its full config, so :func:`load_model` rebuilds the network
 with no training code (nanoGPT-style). Weights are safetensors: loading never unpickles anything.
 Writes are atomic (temp file + rename).
@@ -13,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 WEIGHTS = "model.safetensors"
+INDEX = "model.safetensors.index.json"
 META = "model.json"
 
 
@@ -43,17 +48,60 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def save_model(folder: str | Path, model, extra: dict | None = None) -> Path:
-    """Save ``model`` (a registered hdr_core model) as ``folder/model.safetensors`` + ``folder/model.json``."""
+def save_model(folder: str | Path, model, extra: dict | None = None, max_shard_bytes: int = 0) -> Path:
+    """Save ``model`` (a registered hdr_core model) as ``folder/model.safetensors`` + ``folder/model.json``; with
+    ``max_shard_bytes`` and more weights than that, as shards of at most that size (a tensor never splits: one larger
+    than the limit gets a shard of its own)."""
     from safetensors.torch import save
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    atomic_write_bytes(folder / WEIGHTS, save(state))
+    for old in [folder / INDEX, *folder.glob("model-*-of-*.safetensors")]:  # a previous save's other layout
+        old.unlink(missing_ok=True)
+    total = sum(v.numel() * v.element_size() for v in state.values())
+    if not max_shard_bytes or total <= max_shard_bytes:
+        atomic_write_bytes(folder / WEIGHTS, save(state))
+    else:
+        shards: list[dict] = [{}]
+        size = 0
+        for k, v in state.items():
+            n = v.numel() * v.element_size()
+            if shards[-1] and size + n > max_shard_bytes:
+                shards.append({})
+                size = 0
+            shards[-1][k] = v
+            size += n
+        weight_map = {}
+        for i, shard in enumerate(shards):
+            name = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+            atomic_write_bytes(folder / name, save(shard))
+            weight_map.update(dict.fromkeys(shard, name))
+        (folder / WEIGHTS).unlink(missing_ok=True)
+        atomic_write_text(folder / INDEX, json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
+                                                     indent=1))
     meta = {"model": model.model_name, "config": model.config.to_dict(), **(extra or {})}
     atomic_write_text(folder / META, json.dumps(meta, indent=2, sort_keys=True))
     return folder
+
+
+def weight_files(folder: str | Path) -> list[Path]:
+    """The safetensors file(s) of a checkpoint folder: ``model.safetensors``, or its shards in order."""
+    folder = Path(folder)
+    if (folder / INDEX).is_file():
+        names = json.loads((folder / INDEX).read_text())["weight_map"].values()
+        return [folder / n for n in sorted(set(names))]
+    return [folder / WEIGHTS]
+
+
+def load_state(folder: str | Path, device: str = "cpu") -> dict:
+    """All weights of a checkpoint folder (one file or shards) as one state dict."""
+    from safetensors.torch import load_file
+
+    state: dict = {}
+    for f in weight_files(folder):
+        state.update(load_file(str(f), device=device))
+    return state
 
 
 def read_meta(path: str | Path) -> dict:
@@ -68,13 +116,11 @@ def read_meta(path: str | Path) -> dict:
 
 def load_model(path: str | Path, map_location: str = "cpu"):
     """Rebuild a model from a checkpoint folder (or its ``model.safetensors``) and load its weights."""
-    from safetensors.torch import load_file
-
     from hdr_core.models import create_model
 
     folder = Path(path)
     folder = folder.parent if folder.is_file() else folder
     meta = read_meta(folder)
     model = create_model(meta["model"], config=meta["config"])
-    model.load_state_dict(load_file(str(folder / WEIGHTS), device=map_location))
+    model.load_state_dict(load_state(folder, device=map_location))
     return model

@@ -177,9 +177,12 @@ class Predictor:
         """``folder/model.onnx`` if present, else an export cached by weight hash (needs torch)."""
         if (folder / "model.onnx").is_file():
             return folder / "model.onnx"
-        from hdr_core.checkpoint import WEIGHTS, load_model
+        from hdr_core.checkpoint import load_model, weight_files
 
-        digest = hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()[:16]
+        h = hashlib.sha256()
+        for f in weight_files(folder):
+            h.update(f.read_bytes())
+        digest = h.hexdigest()[:16]
         cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lanet-hdr" / f"{digest}.onnx"
         if not cache.is_file():
             from hdr_core.export import export_onnx

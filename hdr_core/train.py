@@ -37,9 +37,17 @@ import yaml
 
 from hdr_core.calibration import calibrate
 from hdr_core.camera import CameraConfig
-from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text, save_model
+from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text, load_state, save_model
 from hdr_core.data.catalog import ManifestError, entries_for, load_validation_groups, prefer_originals, split_by_groups
-from hdr_core.data.pairs import PairConfig, PairDataset, check_styles, find_hdr_files, load_panoramas
+from hdr_core.data.pairs import (
+    DevicePairs,
+    PairConfig,
+    PairDataset,
+    PairPool,
+    check_styles,
+    find_hdr_files,
+    load_panoramas,
+)
 from hdr_core.data.splits import (
     SplitViolation,
     check_site_groups,
@@ -92,7 +100,17 @@ class TrainConfig:
     lr_decay_rate: float = 0.8
     lr_staircase: bool = False  #: the reference code decays continuously
     grad_clip: float = 0.0
-    amp: bool = False  #: mixed precision on CUDA (bf16 where supported)
+    # speed (docs/benchmarks.md); each changes the numbers of a run a little, none is on by default
+    #: autocast mixed precision: bf16 on CPU (oneDNN) and on bf16-capable GPUs, else fp16 with a GradScaler
+    amp: bool = False
+    channels_last: bool = False  #: NHWC weights and batches (oneDNN / cuDNN kernels); fp32 sums in another order
+    compile: bool = False  #: ``torch.compile`` the trained network (inductor; its compile time is part of the run)
+    #: 0 = a fresh pair for every item (the paper's on-the-fly pairs); N = items 0..N-1 are made once, before the
+    #: loop, and item i reuses pair i % N (the virtual camera and projections cost once per N, not per item)
+    pair_pool: int = 0
+    #: make the training pairs on the training device as batched torch ops (``data.pairs.DevicePairs``: the virtual
+    #: camera without JPEG only; the same draws as the CPU pairs, the same pixels to float rounding)
+    pair_device: bool = False
     # losses
     seg_weight: float = 0.05
     mask_beta1: float = 0.2
@@ -110,6 +128,10 @@ class TrainConfig:
     ckpt_every: int = 200
     keep_checkpoints: int = 2
     progress: bool = True
+    #: 0 = the whole schedule; else stop after the first step that ends this many seconds into the loop (validation,
+    #: checkpoint and model as at the end; ``--resume`` continues the schedule): a wall-clock budget
+    time_limit_s: float = 0.0
+    max_shard_mib: int = 0  #: 0 = one model.safetensors; else the final model in shards of at most this many MiB
 
 
 # ---------------------------------------------------------------------------------------------------- config
@@ -163,6 +185,9 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         parser.error(str(e))
     if cfg.val_groups_file and cfg.val_scenes:
         parser.error("give val_groups_file or val_scenes, not both")
+    if cfg.pair_device and (cfg.pair_pool or {s for s, w in cfg.ldr_styles.items() if float(w) > 0} != {"virtual"}
+                            or cfg.jpeg_prob):
+        parser.error("pair_device: only the virtual camera (ldr_styles {virtual: 1}, jpeg_prob 0), without pair_pool")
     return cfg
 
 
@@ -206,6 +231,33 @@ def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, di
             pred = calibrate(out.log_hdr.detach().float().clamp(max=20).exp(), batch["ldr"], channel_axis=1)
             parts.update({k: v.mean().item() for k, v in light_errors(pred, batch["hdr"]).items()})
     return loss, parts
+
+
+def autocast_context(cfg: TrainConfig, device: torch.device):
+    """``(autocast context, GradScaler)`` for ``cfg.amp`` on ``device``: bf16 on CPU and on GPUs that have it, fp16
+    (with loss scaling) on older GPUs; without ``amp`` a null context and a disabled scaler."""
+    if not cfg.amp:
+        return nullcontext(), torch.amp.GradScaler(device.type, enabled=False)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16), torch.amp.GradScaler(device.type, enabled=False)
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    """A batch on the training device; images (4-D tensors) in NHWC memory order if ``channels_last``."""
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    if channels_last:
+        out = {k: v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in out.items()}
+    return out
+
+
+def device_batches(pairs: DevicePairs, sampler: StepSampler, local_batch: int):
+    """The batches of ``sampler``'s indices, made on the device by ``pairs``."""
+    indices = iter(sampler)
+    while chunk := [next(indices, None) for _ in range(local_batch)]:
+        if chunk[-1] is None:
+            return
+        yield pairs.batch(chunk)
 
 
 def trained_module(net, stage: str):
@@ -270,9 +322,7 @@ def latest_checkpoint(out_dir: str | Path) -> Path | None:
 
 
 def load_weights(net, folder: Path, strict: bool = True) -> None:
-    from safetensors.torch import load_file
-
-    state = load_file(str(folder / "model.safetensors"))
+    state = load_state(folder)
     own = net.state_dict().keys()
     if not strict and not own & state.keys() and any(k.startswith("pano.") for k in state):
         # a panoLANet run initialising LANet (the ablation's stage 2): its panorama branch is that network
@@ -350,6 +400,7 @@ def main(argv: list[str] | None = None) -> dict:
                           (cfg.device if cfg.device != "auto" else "cpu"))
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest kernels
     master = rank == 0
     if cfg.batch_size % world:
         raise SystemExit(f"batch_size {cfg.batch_size} is not divisible by the {world} processes")
@@ -359,9 +410,7 @@ def main(argv: list[str] | None = None) -> dict:
     if master:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
-    amp_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
-    ctx = torch.autocast(device_type="cuda", dtype=amp_dtype) if cfg.amp and device.type == "cuda" else nullcontext()
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and device.type == "cuda" and amp_dtype == torch.float16)
+    ctx, scaler = autocast_context(cfg, device)
 
     # --- data ------------------------------------------------------------------------------------
     files = find_hdr_files(cfg.data)
@@ -395,7 +444,10 @@ def main(argv: list[str] | None = None) -> dict:
                           store_height=cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
                           camera=CameraConfig(jpeg_prob=cfg.jpeg_prob), ldr_styles=dict(cfg.ldr_styles))
     load_h = pair_cfg.store_height
-    train_ds = PairDataset(load_panoramas(train_files, load_h), pair_cfg, cfg.steps * cfg.batch_size, cfg.seed)
+    net = create_model(cfg.model, **cfg.model_args)
+    extras = hasattr(net, "training_loss")  # display / hdr_camera / crf: only the ported baselines' losses read them
+    train_ds = PairDataset(load_panoramas(train_files, load_h), pair_cfg, cfg.steps * cfg.batch_size, cfg.seed,
+                           extras=extras)
     # validation: the same held-out pairs (views, seeds) in every style, so styles compare pair by pair
     mix = {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}
     val_styles = list(dict.fromkeys(list(mix) + list(cfg.val_styles)))
@@ -405,10 +457,9 @@ def main(argv: list[str] | None = None) -> dict:
         val_panos = load_panoramas(val_files, load_h)
         for s in val_styles:
             val_sets[s] = PairDataset(val_panos, dataclasses.replace(pair_cfg, style=s), n_val, seed=12345,
-                                      views="standard", augment=False)
+                                      views="standard", augment=False, extras=extras)
 
     # --- model -----------------------------------------------------------------------------------
-    net = create_model(cfg.model, **cfg.model_args)
     if getattr(net, "requires_virtual_camera", False) and set(val_styles) - {"virtual"}:
         raise SystemExit(f"{cfg.model}: its training loss needs the virtual camera's response curve (crf); train and "
                          "validate it with ldr_styles {virtual: 1} and no other val_styles")
@@ -423,6 +474,8 @@ def main(argv: list[str] | None = None) -> dict:
         if cfg.stage == "pano" and hasattr(net, "init_ceiling_from_pano"):
             net.init_ceiling_from_pano()
     net.to(device)
+    if cfg.channels_last:
+        net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(trained_module(net, cfg.stage).parameters(), lr=cfg.lr,
                                  betas=(cfg.beta1, cfg.beta2))
     if resume_from is not None:
@@ -437,11 +490,21 @@ def main(argv: list[str] | None = None) -> dict:
         model = torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[local_rank] if device.type == "cuda" else None,
             find_unused_parameters=cfg.stage == "pano")
+    if cfg.compile:
+        model = torch.compile(model)
 
+    workers = cfg.workers
+    if cfg.pair_pool and start_step < cfg.steps:  # every rank makes the whole pool (the same pairs)
+        t = time.time()
+        train_ds = PairPool(train_ds, min(cfg.pair_pool, len(train_ds)), workers=cfg.workers, device=device)
+        workers = 0  # nothing left to compute per item
+        if master:
+            print(f"pair pool: {train_ds.size} pairs ({train_ds.nbytes() / 2**20:.0f} MiB on {device}) made in "
+                  f"{time.time() - t:.1f} s; each is used {len(train_ds) / train_ds.size:.1f} times", flush=True)
     loader = torch.utils.data.DataLoader(
-        train_ds, batch_size=local_batch, num_workers=cfg.workers, pin_memory=device.type == "cuda",
+        train_ds, batch_size=local_batch, num_workers=workers, pin_memory=device.type == "cuda" and not cfg.pair_pool,
         sampler=StepSampler(start_step, cfg.steps, cfg.batch_size, local_batch, rank),
-        persistent_workers=cfg.workers > 0)
+        persistent_workers=workers > 0)
 
     writer = None
     if master:
@@ -449,18 +512,23 @@ def main(argv: list[str] | None = None) -> dict:
 
         writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_step)
 
+    val_batches: dict[str, list[dict]] = {}  # the fixed validation pairs, made at the first evaluation, then kept
+
     @torch.no_grad()
     def evaluate() -> dict[str, float]:
         """``val/<style>/loss`` and ``val/<style>/si_mse`` per style; ``val/loss`` and ``val/si_mse`` are their
         means weighted by the training mix (with the default mix, exactly the virtual camera's)."""
         if not val_sets:
             return {}
+        if not val_batches:
+            val_batches.update({s: [to_device(b, device, cfg.channels_last)
+                                    for b in torch.utils.data.DataLoader(ds, batch_size=local_batch, num_workers=0)]
+                                for s, ds in val_sets.items()})
         model.eval()
         out: dict[str, float] = {}
-        for s, ds in val_sets.items():
+        for s, batches in val_batches.items():
             losses, si, light = [], [], {k: [] for k in LIGHT_METRICS}
-            for batch in torch.utils.data.DataLoader(ds, batch_size=local_batch, num_workers=0):
-                batch = {k: v.to(device) for k, v in batch.items()}
+            for batch in batches:
                 with ctx:
                     loss, parts = compute_loss(cfg, module, batch)
                 losses.append(loss.item())
@@ -498,9 +566,10 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not (master and cfg.progress), unit="step",
                dynamic_ncols=True)
     step, t0, last = start_step, time.time(), dict(resumed_metrics.get("last", {}))
-    it = iter(loader)
-    while step < cfg.steps:
-        batch = {k: v.to(device, non_blocking=True) for k, v in next(it).items()}
+    stop = False  # the time limit is reached
+    it = device_batches(DevicePairs(train_ds, device), loader.sampler, local_batch) if cfg.pair_device else iter(loader)
+    while step < cfg.steps and not stop:
+        batch = to_device(next(it), device, cfg.channels_last)
         lr = learning_rate(cfg, step)
         for g in optimizer.param_groups:
             g["lr"] = lr
@@ -514,16 +583,23 @@ def main(argv: list[str] | None = None) -> dict:
         scaler.step(optimizer)
         scaler.update()
         step += 1
+        if cfg.time_limit_s:
+            stop = time.time() - t0 > cfg.time_limit_s
+            if ddp:  # every rank stops after the same step
+                flag = torch.tensor(float(stop), device=device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                stop = bool(flag.item())
+        end = stop or step == cfg.steps
         if master:
             last = {"train/loss": loss.item(), "train/si_mse": parts["si_mse"], "lr": lr}
             bar.set_postfix(loss=f"{last['train/loss']:.4f}")
             bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if step % cfg.log_every == 0 or end:
                 dt = time.time() - t0
                 last["steps_per_s"] = (step - start_step) / max(dt, 1e-9)
                 for k, v in last.items():
                     writer.add_scalar(k, v, step)
-        if step % cfg.eval_every == 0 or step == cfg.steps:
+        if step % cfg.eval_every == 0 or end:
             val = evaluate()
             if master:
                 for k, v in val.items():
@@ -531,9 +607,11 @@ def main(argv: list[str] | None = None) -> dict:
                 best_val = min(best_val, val.get("val/loss", best_val))
                 preview(batch, step)
                 last.update(val)
-        if master and (step % cfg.ckpt_every == 0 or step == cfg.steps):
+        if master and (step % cfg.ckpt_every == 0 or end):
             save_checkpoint(cfg, net, optimizer, step, best_val, {"initial_val": initial_val, "last": last})
     bar.close()
+    if master and stop:
+        print(f"time limit: stopped after step {step} of {cfg.steps} ({time.time() - t0:.0f} s)", flush=True)
 
     # --- finish ----------------------------------------------------------------------------------
     checksum = param_checksum(net)
@@ -545,7 +623,8 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"steps": step, "world_size": world, "param_checksums": checksums, **last,
                **{k.replace("val/", "val/initial_"): v for k, v in initial_val.items()}}
     if master:
-        save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step})
+        save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step},
+                   max_shard_bytes=cfg.max_shard_mib * 2**20)
         command = "python -m hdr_core.train " + shlex.join(sys.argv[1:] if argv is None else argv)
         record = training_record(cfg, summary, command, train_files, val_files, excluded, duplicates=duplicates,
                                  val_groups=val_groups, excluded_reasons=excluded_reasons)

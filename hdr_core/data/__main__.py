@@ -1,4 +1,5 @@
-"""``python -m hdr_core.data fetch pmndrs|blender|polyhaven --out DIR`` and ``python -m hdr_core.data manifest DIR``.
+"""``python -m hdr_core.data fetch pmndrs|blender|polyhaven --out DIR``, ``python -m hdr_core.data manifest DIR`` and
+``python -m hdr_core.data pack SOURCE... --out DIR [--height 256]`` (:mod:`hdr_core.data.pack`).
 
 ``fetch polyhaven`` takes ``--slugs a,b`` or ``--slugs-from MANIFEST`` (every ``polyhaven_slug`` in it) or ``--all``,
 and ``--res`` (default 1k) and ``--format`` (hdr or exr); see :mod:`hdr_core.data.polyhaven`.
@@ -35,9 +36,19 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("folder")
     m.add_argument("--source", default="user folder")
     m.add_argument("--licence", default="unknown")
+    k = sub.add_parser("pack", help="a compact half-float EXR copy of what training may use (split rules applied)")
+    k.add_argument("sources", nargs="+", help="folders (or files) of HDR panoramas")
+    k.add_argument("--out", required=True)
+    k.add_argument("--height", type=int, default=256, help="panorama height (width 2x)")
     args = ap.parse_args(argv)
     try:
-        if args.cmd == "manifest":
+        if args.cmd == "pack":
+            from hdr_core.data.pack import pack_panoramas
+
+            files = pack_panoramas(args.sources, args.out, args.height)
+            size = sum(f.stat().st_size for f in files)
+            print(f"{len(files)} panoramas, {size / 2**20:.1f} MiB in {args.out}")
+        elif args.cmd == "manifest":
             print(write_manifest(args.folder, args.source, args.licence))
         elif args.source == "polyhaven":
             from hdr_core.data.polyhaven import API, fetch_polyhaven, slugs_from_manifest

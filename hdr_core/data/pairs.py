@@ -21,7 +21,7 @@ import torch
 from hdr_core.augment import random_pano_augment
 from hdr_core.calibration import calibrate
 from hdr_core.camera import CameraConfig, expose, virtual_camera
-from hdr_core.color import ldr_to_linear
+from hdr_core.color import LUMA_709, ldr_to_linear
 from hdr_core.io import read_hdr
 from hdr_core.looks import LDR_STYLES, make_ldr
 from hdr_core.projections import perspective_crop, standard_views
@@ -103,15 +103,18 @@ class PairDataset(torch.utils.data.Dataset):
     level, 1 = white point, not clipped: ``clip(hdr_camera, 0, 1)`` is what the response curve saw) and ``crf``
     (``[sigma, n]`` of the response ``(1 + s) v^n / (v^n + s)``). For the other styles ``display`` is the 8-bit
     LDR / 255, ``hdr_camera`` the calibrated HDR, and ``crf`` is NaN (they have no sigmoid response).
+    ``extras=False`` leaves those three out (networks trained with the paper's losses never read them); ``ldr``,
+    ``hdr``, ``scene`` and ``style`` are the same bits either way.
     """
 
     def __init__(self, panoramas: list[np.ndarray], config: PairConfig, length: int, seed: int = 0,
-                 views: str = "random", augment: bool = True):
+                 views: str = "random", augment: bool = True, extras: bool = True):
         if not panoramas:
             raise ValueError("PairDataset: no panoramas")
         if config.mode not in ("crop", "pano"):
             raise ValueError(f"PairDataset: mode must be 'crop' or 'pano', got {config.mode!r}")
         self.config, self.length, self.seed, self.views, self.augment = config, length, seed, views, augment
+        self.extras = extras
         h = config.pano_height if config.mode == "pano" else config.store_height
         self.panoramas = [resize_pano(p, h) for p in panoramas]
         self._standard = standard_views()
@@ -150,22 +153,164 @@ class PairDataset(torch.utils.data.Dataset):
             hdr = perspective_crop(t, yaw, pitch, fov, self.config.crop_size)[0].permute(1, 2, 0).numpy()
         hdr = np.maximum(hdr, 0.0).astype(np.float32)
         style = self.style_of(i)
+        extra: dict[str, np.ndarray | list[float]] = {}
         if style == "virtual":
             ldr, cam = virtual_camera(hdr, rng, self.config.camera)
             lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
             hdr_cal = calibrate(hdr, lin)
-            display = expose(hdr, cam.exposure, cam.dynamic_range_ev, cam.sigma, cam.n)
-            black = 2.0 ** (-cam.dynamic_range_ev)
-            hdr_camera = np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black)
-            crf = [cam.sigma, cam.n]
+            if self.extras:
+                black = 2.0 ** (-cam.dynamic_range_ev)
+                extra = {"display": expose(hdr, cam.exposure, cam.dynamic_range_ev, cam.sigma, cam.n),
+                         "hdr_camera": np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black),
+                         "crf": [cam.sigma, cam.n]}
         else:
             ldr, _ = make_ldr(hdr, style, rng)
             display = ldr.astype(np.float32) / 255.0
             lin = ldr_to_linear(display)
-            hdr_cal = hdr_camera = calibrate(hdr, lin)
-            crf = [float("nan"), float("nan")]
+            hdr_cal = calibrate(hdr, lin)
+            if self.extras:
+                extra = {"display": display, "hdr_camera": hdr_cal, "crf": [float("nan"), float("nan")]}
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1), dtype=np.float32))  # noqa: E731
-        return {"ldr": to_t(lin), "hdr": to_t(hdr_cal), "scene": torch.tensor(scene),
-                "style": torch.tensor(LDR_STYLES.index(style)),
-                "display": to_t(display), "hdr_camera": to_t(hdr_camera),
-                "crf": torch.tensor(crf, dtype=torch.float32)}
+        item = {"ldr": to_t(lin), "hdr": to_t(hdr_cal), "scene": torch.tensor(scene),
+                "style": torch.tensor(LDR_STYLES.index(style))}
+        if extra:
+            item.update(display=to_t(extra["display"]), hdr_camera=to_t(extra["hdr_camera"]),
+                        crf=torch.tensor(extra["crf"], dtype=torch.float32))
+        return item
+
+
+class PairPool(torch.utils.data.Dataset):
+    """Items ``0..size-1`` of a :class:`PairDataset`, made once and kept as stacked tensors; item ``i`` is pair
+    ``i % size`` (a stream of ``length`` items that cycles through the pool: every pair is seen ``length / size``
+    times).
+
+    ``PairPool(ds, size)[i]`` equals ``ds[i % size]`` bit for bit, so with ``size >= len(ds)`` training on the pool is
+    training on ``ds``. The pairs are made by a DataLoader with ``workers`` processes; ``device`` holds the pool
+    (a GPU's memory: the training loop then only indexes it).
+    """
+
+    def __init__(self, dataset: PairDataset, size: int, workers: int = 0, device: str | torch.device = "cpu",
+                 chunk: int = 32):
+        if size < 1:
+            raise ValueError(f"PairPool: size must be >= 1, got {size}")
+        self.size, self.length = int(size), len(dataset)
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(self.size)), batch_size=chunk,
+                                             num_workers=workers)
+        parts = list(loader)
+        self.tensors = {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {k: v[int(i) % self.size] for k, v in self.tensors.items()}
+
+    def nbytes(self) -> int:
+        """Memory the pool holds."""
+        return sum(v.numel() * v.element_size() for v in self.tensors.values())
+
+
+class DevicePairs:
+    """The virtual camera's pairs of a :class:`PairDataset`, made on the training device as batched torch ops.
+
+    Every random number is drawn exactly as ``PairDataset.__getitem__`` draws it (the same numpy generator per
+    item, in the same order: scene, augmentation, view, camera), and then the work runs batched on ``device``:
+    azimuth shift and mirror (gathers), exposure and white balance (the same float32 products), the perspective crop
+    (:func:`hdr_core.projections.perspective_crop`), the mean-value auto-exposure (bisection in float64 on the same
+    strided metering pixels), exposure, black level, response, 8-bit rounding, linearisation and calibration (Eq. 1).
+    So ``batch(indices)`` matches ``default_collate([dataset[i] for i in indices])``: the same scenes and views, the
+    exposures to float64 rounding, the 8-bit codes but for the rare pixel a float32 rounding moves across a code
+    boundary (by one code), the HDR to float32 rounding (``tests/test_train_speed.py``).
+
+    Only the ``virtual`` style without JPEG (the paper's pairs); :meth:`supports` says whether a config qualifies.
+    """
+
+    def __init__(self, dataset: PairDataset, device: str | torch.device = "cpu"):
+        if not self.supports(dataset):
+            raise ValueError("DevicePairs: only the virtual camera without JPEG (ldr_styles {virtual: 1}, "
+                             "jpeg_prob 0)")
+        self.ds, self.device = dataset, torch.device(device)
+        self.panoramas = [torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1))).to(self.device)
+                          for p in dataset.panoramas]
+
+    @staticmethod
+    def supports(dataset: PairDataset) -> bool:
+        return dataset._styles == ["virtual"] and dataset.config.style in (None, "virtual") and \
+            dataset.config.camera.jpeg_prob == 0
+
+    def draws(self, i: int) -> dict:
+        """The random numbers of item ``i``, drawn as :class:`PairDataset` draws them."""
+        ds, cam = self.ds, self.ds.config.camera
+        rng = np.random.default_rng([ds.seed, int(i)])
+        d: dict = {"scene": int(rng.integers(len(ds.panoramas)))}
+        if ds.augment:  # hdr_core.augment.random_pano_augment's order: shift, flip, exposure, white balance
+            d["shift"] = int(rng.integers(ds.panoramas[d["scene"]].shape[1]))
+            d["flip"] = bool(rng.random() < 0.5)
+            d["scale"] = np.float32(2.0 ** rng.uniform(-1.0, 1.0))
+            gains = np.exp(rng.uniform(-np.log(1.1), np.log(1.1), size=3))
+            d["wb"] = (gains / np.dot(LUMA_709, gains)).astype(np.float32)
+        if ds.config.mode == "crop":
+            d["view"] = ds._view(rng, i)
+        d["dr"], d["sigma"], d["n"] = (rng.uniform(*cam.dynamic_range_ev), rng.uniform(*cam.sigma),
+                                       rng.uniform(*cam.n))
+        rng.random(), rng.integers(cam.jpeg_quality[0], cam.jpeg_quality[1] + 1)  # JPEG: drawn, never used here
+        return d
+
+    def _hdr(self, d: dict) -> torch.Tensor:
+        x = self.panoramas[d["scene"]]
+        if "shift" in d:
+            x = torch.roll(x, d["shift"], dims=-1)
+            if d["flip"]:
+                x = x.flip(-1)
+            x = x * torch.tensor(d["scale"], device=self.device)
+            x = x * torch.as_tensor(d["wb"], device=self.device).view(3, 1, 1)
+        if "view" in d:
+            yaw, pitch, fov = d["view"]
+            x = perspective_crop(x[None], yaw, pitch, fov, self.ds.config.crop_size)[0]
+        return x.clamp_min(0.0)
+
+    def batch(self, indices) -> dict[str, torch.Tensor]:
+        """``ldr`` (linear LDR), ``hdr`` (calibrated), ``scene``, ``style`` of the items, ``Bx3xHxW`` on the device."""
+        from hdr_core.color import srgb_to_linear
+
+        draws = [self.draws(i) for i in indices]
+        hdr = torch.stack([self._hdr(d) for d in draws])
+        f64 = {"dtype": torch.float64, "device": self.device}
+        dr, sigma, n = (torch.tensor([d[k] for d in draws], **f64).view(-1, 1, 1) for k in ("dr", "sigma", "n"))
+        exposure = self.auto_exposure(hdr, dr, sigma, n)
+        black = 2.0 ** (-dr)
+        # the display image in float32, as numpy computes it for a float32 HDR and python-float parameters (each
+        # constant rounded to float32 once, from float64)
+        f32 = lambda t: t.float().view(-1, 1, 1, 1)  # noqa: E731
+        v = (hdr * f32(exposure)).clamp(0.0, 1.0)
+        v = ((v - f32(black)) / f32(1.0 - black)).clamp(0.0, 1.0)
+        vn = v.pow(f32(n))
+        display = f32(1.0 + sigma) * vn / (vn + f32(sigma))
+        code = torch.round(display.double() * 255.0).clamp(0, 255)
+        lin = srgb_to_linear((code.float() / 255.0).clamp(1.0 / 255.0, 1.0))
+        return {"ldr": lin, "hdr": calibrate(hdr, lin, channel_axis=1),
+                "scene": torch.tensor([d["scene"] for d in draws], device=self.device),
+                "style": torch.zeros(len(draws), dtype=torch.int64, device=self.device)}
+
+    def auto_exposure(self, hdr: torch.Tensor, dr: torch.Tensor, sigma: torch.Tensor, n: torch.Tensor,
+                      iters: int = 32) -> torch.Tensor:
+        """:func:`hdr_core.camera.auto_exposure` for a batch: the same strided metering pixels, bisection in
+        float64. ``dr``, ``sigma``, ``n``: ``Bx1x1``. Returns the exposures, ``(B,)`` float64."""
+        cam = self.ds.config.camera
+        flat = hdr.permute(0, 2, 3, 1).reshape(hdr.shape[0], -1, 3)  # numpy's HxWx3 reshape(-1, 3) order
+        step = max(1, flat.shape[1] // cam.metering_pixels)
+        sample = flat[:, ::step].double()
+        peak = sample.amax(dim=(1, 2))
+        if not torch.isfinite(peak).all() or (peak <= 0).any():
+            raise ValueError("virtual camera: an HDR image is black or not finite")
+        lo, hi = torch.log2(1.0 / peak) - 30.0, torch.log2(1.0 / peak) + 60.0
+        black = 2.0 ** (-dr)
+        for _ in range(iters):
+            mid = 0.5 * (lo + hi)
+            v = (sample * (2.0 ** mid).view(-1, 1, 1)).clamp(0.0, 1.0)
+            v = ((v - black) / (1.0 - black)).clamp(0.0, 1.0)
+            vn = v.pow(n)
+            mean = ((1.0 + sigma) * vn / (vn + sigma)).mean(dim=(1, 2))
+            below = mean < cam.target_mean
+            lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
+        return 2.0 ** (0.5 * (lo + hi))

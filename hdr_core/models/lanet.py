@@ -34,6 +34,7 @@ from hdr_core.models.layers import (
     HDRModel,
     HDROutput,
     PreActConv,
+    ReplicateConv2d,
     UNetDecoder,
     log_linear_input,
     pad_to_multiple,
@@ -116,7 +117,7 @@ class LANet(HDRModel):
         self.lam_out = PreActConv(k * n, k)
         self.up0 = PreActConv(k, k, up=True)
         self.conv0 = PreActConv(k, k, norm=False)
-        self.out_conv = nn.Conv2d(k + 3, 3, 3, padding=1, bias=False, padding_mode="replicate")
+        self.out_conv = ReplicateConv2d(k + 3, 3, 3)
         init_log_output_conv(self.out_conv, k)
 
     def forward_features(self, x: Tensor) -> list[Tensor]:

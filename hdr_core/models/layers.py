@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["InstanceNorm2d", "PreActConv", "SkipFuse", "GatedConv", "UNetDecoder", "HDROutput", "HDRModel",
-           "ExportWrapper", "pad_to_multiple", "log_linear_input", "trunc_normal_"]
+__all__ = ["InstanceNorm2d", "ReplicateConv2d", "PreActConv", "SkipFuse", "GatedConv", "UNetDecoder", "HDROutput",
+           "HDRModel", "ExportWrapper", "pad_to_multiple", "log_linear_input", "trunc_normal_"]
 
 
 def log_linear_input(x: Tensor) -> Tensor:
@@ -76,6 +76,27 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
 
 
+class ReplicateConv2d(nn.Conv2d):
+    """``nn.Conv2d(..., padding=k // 2, padding_mode="replicate")``, no bias unless asked (the decoder's 3x3 convs).
+
+    Under ``torch.compile`` the padding is built from edge slices instead (the same values): inductor of torch 2.13
+    asserts a wrong stride in ``replication_pad2d_backward`` on channels-last and concatenated inputs. Eager runs,
+    tracing and ONNX export take nn.Conv2d's own path, unchanged.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, bias: bool = False):
+        super().__init__(in_ch, out_ch, kernel_size, padding=kernel_size // 2, bias=bias, padding_mode="replicate")
+
+    def forward(self, x: Tensor) -> Tensor:
+        p = self.kernel_size[0] // 2
+        if not (p and torch.compiler.is_compiling()):
+            return super().forward(x)
+        for _ in range(p):
+            x = torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
+            x = torch.cat([x[..., :1, :], x, x[..., -1:, :]], dim=-2)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
 class PreActConv(nn.Module):
     """The reference decoder unit ``IN(conv(up(ReLU(x))))`` (``ops.conv2d`` / ``ops.deconv2d``).
 
@@ -93,8 +114,8 @@ class PreActConv(nn.Module):
                  act: bool = True, norm: bool = True):
         super().__init__()
         self.act, self.up = act, up
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False,
-                              padding_mode="replicate" if stride == 1 and kernel_size > 1 else "zeros")
+        self.conv = (ReplicateConv2d(in_ch, out_ch, kernel_size) if stride == 1 and kernel_size > 1 else
+                     nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False))
         self.norm = InstanceNorm2d(out_ch) if norm else nn.Identity()
         trunc_normal_(self.conv.weight)
 
@@ -130,7 +151,7 @@ class GatedConv(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
-        self.conv = nn.Conv2d(in_ch, 2 * out_ch, 3, padding=1, bias=False, padding_mode="replicate")
+        self.conv = ReplicateConv2d(in_ch, 2 * out_ch, 3)
         trunc_normal_(self.conv.weight)
 
     def forward(self, x: Tensor) -> Tensor:

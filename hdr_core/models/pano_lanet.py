@@ -34,6 +34,7 @@ from hdr_core.models.layers import (
     HDRModel,
     HDROutput,
     PreActConv,
+    ReplicateConv2d,
     SkipFuse,
     UNetDecoder,
     log_linear_input,
@@ -145,7 +146,7 @@ class CeilingBranch(nn.Module):
         self.convs = nn.ModuleList(PreActConv(w, w) for w in cw)
         self.up0 = PreActConv(cw[-1] + skip_ch, cw[-1], up=True)
         self.gate = GatedConv(cw[-1], config.gate_ch)
-        self.out_conv = nn.Conv2d(config.gate_ch, 3, 3, padding=1, bias=False, padding_mode="replicate")
+        self.out_conv = ReplicateConv2d(config.gate_ch, 3, 3)
         trunc_normal_(self.out_conv.weight)
 
     def forward(self, x_ceil: Tensor, skip_ceil: Tensor) -> Tensor:

@@ -1,0 +1,308 @@
+"""Training-step benchmark: where a step's time goes, and the speed-ups measured side by side, as ratios.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_train.py [--stages crop pano] [--rounds 5]
+        [--threads 2] [--data ../shared/data/hdri] [--variants eager channels_last compile_cl amp_cl]
+
+The recipe is the shipped model's (``configs/ship_panolanet_small_stage{1,2}.yaml``): panoLANet (small); stage
+``crop``: batch 8 of 128x128 crops from 256x512 panoramas, stage ``pano``: batch 4 of 256x512 panoramas, Eq. 9.
+
+1. **Breakdown** of one step: pair synthesis per pair and LDR style (augmentation, projection, the LDR style itself,
+   calibration and tensors), collation, forward + loss, backward, optimizer step, and a validation pass.
+2. **Variants**, interleaved round by round (each round times one step of every variant, so a load change on a
+   shared machine hits all of them alike): median seconds per step, the ratio to eager fp32, achieved GFLOP/s
+   (``torch.utils.flop_counter``, forward + backward, 2 per multiply-add) and its share of the fp32 and bf16 matmul
+   peaks measured in the same run (at the start and once per round, the best kept: on a shared machine a single
+   measurement can catch a busy moment). ``compile_*`` print their compile time (the first two steps).
+3. **Steps/hour of the loop**, from the measured parts: a step costs its compute, plus the pair synthesis of a batch
+   (divided by the reuse factor of ``--pair-pool``), plus a validation every ``eval_every`` steps (its pairs made
+   again each time before, kept since). With ``--end-to-end`` it also runs ``hdr_core.train`` itself both ways.
+
+Paste the printed tables into docs/benchmarks.md with the date, the machine and its load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hdr_core.calibration import calibrate  # noqa: E402
+from hdr_core.camera import virtual_camera  # noqa: E402
+from hdr_core.color import ldr_to_linear  # noqa: E402
+from hdr_core.data.pairs import PairConfig, PairDataset, find_hdr_files, load_panoramas  # noqa: E402
+from hdr_core.data.splits import filter_training_files  # noqa: E402
+from hdr_core.looks import make_ldr  # noqa: E402
+from hdr_core.models import create_model  # noqa: E402
+from hdr_core.projections import perspective_crop  # noqa: E402
+from hdr_core.train import TrainConfig, autocast_context, compute_loss, to_device, trained_module  # noqa: E402
+
+#: stage -> (batch, pairs, eval_every, eval_batches per style) of the shipped recipe
+RECIPES = {"crop": (8, PairConfig(mode="crop", crop_size=128, store_height=256), 100, 4),
+           "pano": (4, PairConfig(mode="pano", pano_height=256, store_height=256), 60, 2)}
+VARIANTS = {"eager": {}, "channels_last": {"channels_last": True}, "compile": {"compile": True},
+            "compile_cl": {"compile": True, "channels_last": True}, "amp_cl": {"amp": True, "channels_last": True},
+            "compile_cl_amp": {"compile": True, "channels_last": True, "amp": True}}
+STYLES = ("virtual", "mdk08", "phone_hdr", "phone_local", "filmic", "camera360")
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, runs: int = 5) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / min(times) / 1e9
+
+
+def timed(fn, runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def synthesis_parts(ds: PairDataset, style: str, n: int) -> dict[str, float]:
+    """Seconds per pair of each part of ``PairDataset.__getitem__`` (the same calls, timed one by one)."""
+    from hdr_core.augment import random_pano_augment
+
+    parts = {"augment": 0.0, "projection": 0.0, "ldr style": 0.0, "calibration + tensors": 0.0}
+    for i in range(n):
+        rng = np.random.default_rng([ds.seed, i])
+        t0 = time.perf_counter()
+        hdr = random_pano_augment(ds.panoramas[int(rng.integers(len(ds.panoramas)))], rng)
+        t1 = time.perf_counter()
+        if ds.config.mode == "crop":
+            yaw, pitch, fov = ds._view(rng, i)
+            t = torch.from_numpy(np.ascontiguousarray(hdr)).permute(2, 0, 1)[None]
+            hdr = perspective_crop(t, yaw, pitch, fov, ds.config.crop_size)[0].permute(1, 2, 0).numpy()
+        hdr = np.maximum(hdr, 0.0).astype(np.float32)
+        t2 = time.perf_counter()
+        ldr = virtual_camera(hdr, rng, ds.config.camera)[0] if style == "virtual" else make_ldr(hdr, style, rng)[0]
+        t3 = time.perf_counter()
+        lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
+        torch.from_numpy(np.ascontiguousarray(calibrate(hdr, lin).transpose(2, 0, 1)))
+        torch.from_numpy(np.ascontiguousarray(lin.transpose(2, 0, 1)))
+        t4 = time.perf_counter()
+        for k, dt in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            parts[k] += dt / n
+    return parts
+
+
+def device_pairs_ratio(ds: PairDataset, batch_size: int, rounds: int) -> None:
+    """A batch of virtual-camera pairs: numpy item by item (``PairDataset``) vs batched torch ops
+    (``DevicePairs`` on the CPU; on a GPU it runs there), interleaved."""
+    from hdr_core.data.pairs import DevicePairs
+
+    dev = DevicePairs(ds)
+    times = {"numpy": [], "torch": []}
+    for r in range(rounds):
+        idx = list(range(r * batch_size, (r + 1) * batch_size))
+        t = time.perf_counter()
+        [ds[i] for i in idx]
+        times["numpy"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        dev.batch(idx)
+        times["torch"].append(time.perf_counter() - t)
+    m = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nvirtual-camera pairs, one batch: numpy {m['numpy']:.3f} s, DevicePairs on the CPU {m['torch']:.3f} s "
+          f"({m['numpy'] / m['torch']:.2f}x)")
+
+
+def make_step(stage: str, batch: dict, opts: dict):
+    """One training step of panoLANet (small) with the options of ``hdr_core.train``; returns ``step()``."""
+    cfg = TrainConfig(data=["x"], stage=stage, **opts)
+    torch.manual_seed(0)
+    module = trained_module(create_model("panolanet_small"), stage)
+    if cfg.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    opt = torch.optim.Adam(module.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    model = torch.compile(module) if cfg.compile else module
+    ctx, _ = autocast_context(cfg, torch.device("cpu"))
+    b = to_device(batch, torch.device("cpu"), cfg.channels_last)
+
+    def step(parts: dict | None = None) -> None:
+        t0 = time.perf_counter()
+        with ctx:
+            loss, _ = compute_loss(cfg, model, b)
+        t1 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if parts is not None:
+            for k, dt in zip(("forward + loss", "backward", "optimizer"), (t1 - t0, t2 - t1, t3 - t2)):
+                parts.setdefault(k, []).append(dt)
+
+    return step, cfg, module
+
+
+def step_flops(stage: str, batch: dict) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step, _, _ = make_step(stage, batch, {})
+    with FlopCounterMode(display=False) as fc:
+        step()
+    return fc.get_total_flops()
+
+
+def bench_stage(stage: str, panos: list[np.ndarray], args, peaks: dict[str, float]) -> None:
+    batch_size, pair_cfg, eval_every, eval_batches = RECIPES[stage]
+    ds = PairDataset(panos, pair_cfg, 10**6, seed=0, extras=False)
+    what = f"{pair_cfg.crop_size}x{pair_cfg.crop_size} crops" if stage == "crop" else "512x256 panoramas"
+    print(f"\n## stage {stage}: batch {batch_size}, {what}\n")
+
+    # --- 1. breakdown ---------------------------------------------------------------------------
+    print("| pair synthesis, per pair | " + " | ".join(STYLES) + " |\n|---|" + "---|" * len(STYLES))
+    per_style = {s: synthesis_parts(ds, s, args.pairs) for s in STYLES}
+    for part in next(iter(per_style.values())):
+        print(f"| {part} (ms) | " + " | ".join(f"{1e3 * per_style[s][part]:.1f}" for s in STYLES) + " |")
+    totals = {s: sum(p.values()) for s, p in per_style.items()}
+    print("| **pair (ms)** | " + " | ".join(f"**{1e3 * totals[s]:.1f}**" for s in STYLES) + " |")
+    mix = TrainConfig(data=["x"]).ldr_styles if args.mix == "virtual" else \
+        {"virtual": 0.3, "mdk08": 0.15, "phone_hdr": 0.15, "phone_local": 0.15, "filmic": 0.1, "camera360": 0.15}
+    pair_s = sum(w * totals[s] for s, w in mix.items()) / sum(mix.values())
+    items = [ds[i] for i in range(batch_size)]
+    collate_s = timed(lambda: torch.utils.data.default_collate(items))
+    batch = torch.utils.data.default_collate(items)
+    step, _, module = make_step(stage, batch, {})
+    parts: dict[str, list[float]] = {}
+    step()
+    for _ in range(args.rounds):
+        step(parts)
+    compute = {k: statistics.median(v) for k, v in parts.items()}
+    val_styles = len(mix)
+    val_pairs = eval_batches * batch_size * val_styles  # the pairs of one evaluation
+
+    def val_forward() -> None:
+        with torch.no_grad():
+            module.eval()
+            compute_loss(TrainConfig(data=["x"], stage=stage), module, batch)
+            module.train()
+
+    val_fwd_s = timed(val_forward) * eval_batches * val_styles
+    rows = [(f"pair synthesis ({args.mix} mix), {batch_size} pairs", pair_s * batch_size), ("collate", collate_s),
+            *[(k, v) for k, v in compute.items()],
+            (f"validation pairs ({val_pairs}) / {eval_every} steps", pair_s * val_pairs / eval_every),
+            (f"validation forward / {eval_every} steps", val_fwd_s / eval_every)]
+    total = sum(v for _, v in rows)
+    print("\n| part of a step (eager fp32, fresh pairs) | s | share |\n|---|---|---|")
+    for k, v in rows:
+        print(f"| {k} | {v:.3f} | {100 * v / total:.0f} % |")
+    print(f"| **step** | **{total:.3f}** | |")
+    device_pairs_ratio(ds, batch_size, args.rounds)
+
+    # --- 2. variants, interleaved ---------------------------------------------------------------
+    flops = step_flops(stage, batch)
+    steps, compile_s = {}, {}
+    for name in args.variants:
+        t = time.perf_counter()
+        steps[name] = make_step(stage, batch, VARIANTS[name])[0]
+        steps[name]()
+        steps[name]()
+        if VARIANTS[name].get("compile"):
+            compile_s[name] = time.perf_counter() - t
+    times = {name: [] for name in steps}
+    for _ in range(args.rounds):
+        for name, fn in steps.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+        for k, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):  # the peak in this round, best kept
+            peaks[k] = max(peaks[k], matmul_peak(dtype, runs=1))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    base = med.get("eager", next(iter(med.values())))
+    print(f"\n{flops / 1e9:.1f} GFLOP per step (forward + backward); matmul peak, best of this run so far: fp32 "
+          f"{peaks['fp32']:.0f}, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
+    print("| variant | s / step | vs eager | GFLOP/s | % fp32 peak | % bf16 peak | compile (s) |\n"
+          "|---|---|---|---|---|---|---|")
+    for k, v in med.items():
+        g = flops / v / 1e9
+        print(f"| {k} | {v:.3f} | {base / v:.2f}x | {g:.0f} | {100 * g / peaks['fp32']:.0f} | "
+              f"{100 * g / peaks['bf16']:.0f} | {compile_s.get(k, 0):.0f} |")
+
+    # --- 3. steps/hour of the loop --------------------------------------------------------------
+    best = min((k for k in med if k in args.variants), key=med.get)
+    old = pair_s * batch_size + collate_s + base + (pair_s * val_pairs + val_fwd_s) / eval_every
+    print("\n| loop | s / step | steps / hour | vs before |\n|---|---|---|---|")
+    print(f"| before: eager, fresh pairs, validation pairs made at each evaluation | {old:.3f} | {3600 / old:.0f} | "
+          f"1.00x |")
+    for k in dict.fromkeys(["eager", best]):
+        if k not in med:
+            continue
+        for reuse in (1, args.reuse):
+            new = pair_s * batch_size / reuse + collate_s + med[k] + val_fwd_s / eval_every
+            print(f"| {k}, pair pool reused {reuse}x, validation pairs kept | {new:.3f} | {3600 / new:.0f} | "
+                  f"{old / new:.2f}x |")
+
+
+def end_to_end(args) -> None:
+    """``hdr_core.train`` itself, before and after: the loop's own steps/s (it includes validation), interleaved."""
+    from hdr_core.train import main
+
+    runs = {"before": [], "after": []}
+    for r in range(2):
+        for name, extra in (("before", []), ("after", ["--pair-pool", str(args.e2e_steps * 8 // args.reuse),
+                                                       "--channels-last", "true"])):
+            out = Path(args.e2e_out) / f"{name}_{r}"
+            t = time.perf_counter()
+            s = main(["--config", str(ROOT / "configs" / "ship_panolanet_small_stage1.yaml"), "--data", *args.data,
+                      "--val-scenes", "lab", "workshop", "--out-dir", str(out), "--steps", str(args.e2e_steps),
+                      "--eval-every", str(args.e2e_steps // 2), "--ckpt-every", str(args.e2e_steps),
+                      "--log-every", "1", "--progress", "false", "--workers", "0", *extra])
+            runs[name].append((s["steps_per_s"], time.perf_counter() - t))
+    print("\n| hdr_core.train, stage crop | loop steps/s (runs) | wall s (runs) |\n|---|---|---|")
+    for k, v in runs.items():
+        print(f"| {k} | {', '.join(f'{a:.3f}' for a, _ in v)} | {', '.join(f'{b:.0f}' for _, b in v)} |")
+    print(f"ratio after/before (median loop steps/s): "
+          f"{statistics.median(a for a, _ in runs['after']) / statistics.median(a for a, _ in runs['before']):.2f}x")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--stages", nargs="*", default=["crop", "pano"], choices=list(RECIPES))
+    ap.add_argument("--variants", nargs="+", default=["eager", "channels_last", "compile_cl", "amp_cl"],
+                    choices=list(VARIANTS))
+    ap.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared" / "data" / "hdri")])
+    ap.add_argument("--mix", default="real50", choices=["virtual", "real50"],
+                    help="LDR-style mix of the pairs: the virtual camera alone, or the real50 configs' mix")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--pairs", type=int, default=8, help="pairs timed per style")
+    ap.add_argument("--reuse", type=int, default=8, help="reuse factor of the pair pool in the loop estimate")
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--end-to-end", action="store_true", help="also time hdr_core.train before/after (stage crop)")
+    ap.add_argument("--e2e-steps", type=int, default=24)
+    ap.add_argument("--e2e-out", default="/tmp/bench_train_runs")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    files = [f for f in filter_training_files(find_hdr_files(args.data)) if f.stem not in ("lab", "workshop")][:8]
+    panos = load_panoramas(files, 256)
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"matmul peak (2048^3): fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; "
+          f"data: {len(files)} panoramas of {', '.join(args.data)}")
+    for stage in args.stages:
+        bench_stage(stage, panos, args, peaks)
+    if args.end_to_end:
+        end_to_end(args)
+    print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
