@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 STEPS_SCALE=${STEPS_SCALE:-1}
 OUT=${OUT:-out/results}
+# LDR styles rendered (hdr_core.looks; each style renders every method again, the ground truth is shared)
+LDR_STYLES=${LDR_STYLES:-virtual,mdk08,phone_hdr,camera360,phone_local,filmic}
 
 $PY -m hdr_core.data fetch pmndrs --out data/pmndrs
 $PY -m hdr_core.data fetch blender --out data/blender_test
@@ -47,7 +49,7 @@ if [ "${SYNTH_EXPERIMENT:-0}" = 1 ]; then
   SYNTH_METHOD="--method panolanet_small_synth=model:runs/synth_panolanet_small_stage2/model"
 fi
 
-$PY -m render_eval --from-hdr data/blender_test --out "$OUT" \
+$PY -m render_eval --from-hdr data/blender_test --out "$OUT" --ldr-style "$LDR_STYLES" --jobs 2 \
   --method gt --method ldr --method akyuz --method masia --method koeo \
   --method "panolanet_small=model:$SHIPPED" \
   --method lanet_small=model:runs/ablation_lanet_small_stage2/model \
@@ -55,4 +57,10 @@ $PY -m render_eval --from-hdr data/blender_test --out "$OUT" \
   --method singlehdr_small=model:runs/singlehdr_small_stage2/model \
   --method fhdr_small=model:runs/fhdr_small_stage2/model $SYNTH_METHOD \
   --model-size 512x256 --paired-ref panolanet_small
-echo "tables: $OUT/summary.md; report: $OUT/report.html"
+# the panorama and light tables of every style, with the training-free baselines (no rendering: minutes)
+$PY -m render_eval --from-hdr data/blender_test --out "${OUT}_light" --no-render \
+  --ldr-style virtual,mdk08,phone_hdr,camera360,phone_local,filmic \
+  --method gt --method ldr --method akyuz --method masia --method koeo --method "panolanet_small=model:$SHIPPED" \
+  --model-size 512x256 --paired-ref panolanet_small
+$PY scripts/results_tables.py "$OUT" "${OUT}_light" > "$OUT/tables.md"
+echo "tables: $OUT/summary.md, $OUT/tables.md; report: $OUT/<style>/report.html"

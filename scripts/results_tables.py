@@ -23,6 +23,8 @@ PAIRED = ["psnr", "ssim", "vdp_jod", "mse_1e3", "pu21_psnr", "irr_err", "peak_er
 
 
 def styles(out: Path) -> dict[str, dict]:
+    if not (out / "summary.json").is_file():
+        raise SystemExit(f"{out}: no summary.json (not a finished python -m render_eval output folder)")
     data = json.loads((out / "summary.json").read_text())
     if "styles" in data:
         return data["styles"]
