@@ -116,7 +116,7 @@ def finish(rows: list[dict], order: list[str], out: Path, context: dict, report:
     paired = paired_differences(rows, paired_ref, PAIRED_METRICS) if paired_ref else []
     write_summary(summary, order, out, context, paired)
     if report:
-        write_report(rows, summary, order, out, context)
+        write_report(rows, summary, order, out, context, paired)
     result = {"order": order, "summary": summary, "paired": paired, "context": context}
     (out / "summary.json").write_text(json.dumps(result, indent=1, default=str))
     return result

@@ -118,24 +118,18 @@ LIGHT_NOTE = ("Light accuracy (no rendering): the light each calibrated panorama
               "and its energy ratio in stops.")
 
 
-def paired_lines(paired: list[dict], order: list[str]) -> list[str]:
-    """Markdown table of :func:`render_eval.pipeline.paired_differences` (empty list if there is nothing)."""
-    if not paired:
-        return []
-    ref = paired[0]["reference"]
-    keys = [k for k in PAIRED_METRICS if any(k in e for e in paired)]
+def paired_rows(paired: list[dict], order: list[str],
+                keys: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """The cells of a paired table (:func:`render_eval.pipeline.paired_differences`): the metrics present (of
+    ``keys``, default :data:`PAIRED_METRICS`) and per method ``[name, "mean ± ci (wins/n, p=...)", ...]``."""
+    keys = [k for k in (keys or PAIRED_METRICS) if any(k in e for e in paired)]
     by = {e["method"]: e for e in paired}
-    lines = ["", f"Paired differences against `{ref}` (method minus `{ref}`, panorama by panorama): mean ± 95 % "
-             "confidence half-width (Student t), on how many panoramas the method is better than "
-             f"`{ref}` (lower is better for MSE, FLIP, siMSE and the light errors), and the two-sided Wilcoxon "
-             "signed-rank p-value (exact for small n; no normality assumed). A difference whose interval contains 0 "
-             "or whose p is large is not established by this test set.", "",
-             "| method | " + " | ".join(metric_name(k) for k in keys) + " |", "|---|" + "---|" * len(keys)]
+    rows = []
     for m in order:
         e = by.get(m)
         if e is None:
             continue
-        cells = []
+        cells = [m]
         for k in keys:
             if k not in e:
                 cells.append("–")
@@ -145,8 +139,27 @@ def paired_lines(paired: list[dict], order: list[str]) -> list[str]:
             p = v.get("wilcoxon_p")
             p_txt = f", p={p:.2g}" if p is not None else ""
             cells.append(f"{v['mean']:+.{digits}f} ± {v['ci95']:.{digits}f} ({v['better']}/{v['n']}{p_txt})")
-        lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return lines
+        rows.append(cells)
+    return keys, rows
+
+
+def paired_note(ref: str) -> str:
+    """What the paired table's cells mean."""
+    return (f"Paired differences against `{ref}` (method minus `{ref}`, panorama by panorama): mean ± 95 % "
+            "confidence half-width (Student t), on how many panoramas the method is better than "
+            f"`{ref}` (lower is better for MSE, FLIP, siMSE and the light errors), and the two-sided Wilcoxon "
+            "signed-rank p-value (exact for small n; no normality assumed). A difference whose interval contains 0 "
+            "or whose p is large is not established by this test set.")
+
+
+def paired_lines(paired: list[dict], order: list[str], keys: list[str] | None = None) -> list[str]:
+    """Markdown table of :func:`render_eval.pipeline.paired_differences` (empty list if there is nothing)."""
+    if not paired:
+        return []
+    keys, rows = paired_rows(paired, order, keys)
+    return (["", paired_note(paired[0]["reference"]), "",
+             "| method | " + " | ".join(metric_name(k) for k in keys) + " |", "|---|" + "---|" * len(keys)]
+            + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def summary_sections(summary: list[dict], order: list[str], paired: list[dict] | None = None,
@@ -291,9 +304,10 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def write_report(rows: list[dict], summary: list[dict], order: list[str], out: Path, context: dict) -> Path:
-    """``out/report.html``: summary tables, bar plots, and per panorama the LDR input, each method's tone-mapped
-    panorama, its render beside the GT render, and an error heat map."""
+def write_report(rows: list[dict], summary: list[dict], order: list[str], out: Path, context: dict,
+                 paired: list[dict] | None = None) -> Path:
+    """``out/report.html``: summary tables, the paired differences (if ``paired``), bar plots, and per panorama the
+    LDR input, each method's tone-mapped panorama, its render beside the GT render, and an error heat map."""
     esc = html.escape
     plots = bar_plots(summary, order, out / "plots")
     per_pano = light_plots(rows, order, out / "plots")
@@ -306,10 +320,11 @@ def write_report(rows: list[dict], summary: list[dict], order: list[str], out: P
         body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in trs)
         return f"<table><tr><th>method</th><th>n</th>{head}</tr>{body}</table>"
 
-    def img(rel: str, caption: str) -> str:
+    def img(rel: str, caption: str, cls: str = "") -> str:
         if not (out / rel).is_file():
             return f"<figure class=missing><figcaption>{esc(caption)}: missing</figcaption></figure>"
-        return f"<figure><img src='{esc(rel)}' loading=lazy><figcaption>{esc(caption)}</figcaption></figure>"
+        return (f"<figure{' class=' + cls if cls else ''}><img src='{esc(rel)}' loading=lazy>"
+                f"<figcaption>{esc(caption)}</figcaption></figure>")
 
     parts = [f"<h1>render_eval report</h1><p>{esc(context.get('date', ''))} · {esc(context.get('machine', ''))}</p>"]
     if r_rows:
@@ -318,7 +333,13 @@ def write_report(rows: list[dict], summary: list[dict], order: list[str], out: P
         parts += ["<h2>Panoramas</h2>", table(pk, p_rows)]
     if l_rows:
         parts += ["<h2>Light accuracy</h2>", f"<p>{esc(LIGHT_NOTE)}</p>", table(lk, l_rows), "<div class=row>"]
-        parts += [img(f"plots/{p.name}", p.stem) for p in per_pano] + ["</div>"]
+        parts += [img(f"plots/{p.name}", p.stem, "wide") for p in per_pano] + ["</div>"]
+    if paired:
+        keys, trs = paired_rows(paired, order)
+        head = "".join(f"<th>{esc(metric_name(k))}</th>" for k in keys)
+        body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in trs)
+        parts += ["<h2>Paired differences</h2>", f"<p>{esc(paired_note(paired[0]['reference']))}</p>",
+                  f"<table class=paired><tr><th>method</th>{head}</tr>{body}</table>"]
     parts += ["<h2>Plots</h2><div class=row>"] + [img(f"plots/{p.name}", p.stem) for p in plots] + ["</div>"]
     by_stem: dict[str, dict[str, dict]] = {}
     for r in rows:
@@ -346,7 +367,8 @@ def write_report(rows: list[dict], summary: list[dict], order: list[str], out: P
                          f"<div class=row>{figs}</div>")
     style = ("<style>body{font-family:sans-serif;max-width:1400px;margin:auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}.row{display:flex;flex-wrap:wrap;gap:8px}"
-             "figure{margin:0}img{max-width:320px;display:block}figcaption{font-size:12px}.err{color:#b00}</style>")
+             "figure{margin:0}img{max-width:320px;display:block}.wide img{max-width:100%}figcaption{font-size:12px}"
+             ".err{color:#b00}</style>")
     doc = (f"<!doctype html><html><head><meta charset=utf-8><title>render_eval report</title>{style}</head>"
            f"<body>{''.join(parts)}<h2>Run</h2><pre>{esc(json.dumps(context, indent=2))}</pre>{_CHECK_SCRIPT}"
            "</body></html>")

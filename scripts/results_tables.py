@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from render_eval.report import RENDER_METRICS, _digits, _fmt, _md_table, metric_name  # noqa: E402
+from render_eval.report import RENDER_METRICS, _fmt, _md_table, metric_name, paired_rows  # noqa: E402
 
 COMPACT = ["pu21_psnr", "si_mse_log", "irr_err", "irr_bias", "light_angle", "peak_bias"]
 PAIRED = ["psnr", "ssim", "vdp_jod", "mse_1e3", "pu21_psnr", "irr_err", "peak_err"]
@@ -42,21 +42,10 @@ def table(summary: list[dict], order: list[str], keys: list[str]) -> list[str]:
 def paired(entries: list[dict], order: list[str]) -> list[str]:
     if not entries:
         return []
-    keys = [k for k in PAIRED if any(k in e for e in entries)]
-    by = {e["method"]: e for e in entries}
-    lines = [f"Paired against `{entries[0]['reference']}` (method minus it: mean ± 95 % CI (wins/n, Wilcoxon p)):", "",
+    keys, rows = paired_rows(entries, order, PAIRED)
+    return ([f"Paired against `{entries[0]['reference']}` (method minus it: mean ± 95 % CI (wins/n, Wilcoxon p)):", "",
              "| method | " + " | ".join(metric_name(k) for k in keys) + " |", "|---|" + "---|" * len(keys)]
-    for m in order:
-        if m in by:
-            cells = []
-            for k in keys:
-                v = by[m].get(k)
-                p = v.get("wilcoxon_p") if v else None
-                d = _digits(k)
-                cells.append("–" if v is None else f"{v['mean']:+.{d}f} ± {v['ci95']:.{d}f} ({v['better']}/{v['n']}"
-                             + (f", p={p:.2g})" if p is not None else ")"))
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    return lines
+            + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def main(argv: list[str]) -> int:

@@ -92,6 +92,8 @@ def test_no_render_mode_gives_the_light_table_without_blender_renders(tmp_path):
     assert "Wilcoxon" in summary and "| koeo |" in summary
     html = (out / "report.html").read_text()
     assert "Light accuracy" in html and "too dark" in html and (out / "plots" / "per_panorama_irr_bias.png").is_file()
+    paired_html = html.split("<h2>Paired differences</h2>")[1].split("</table>")[0]  # the headline table, in HTML too
+    assert "<td>koeo</td>" in paired_html and "Wilcoxon" in paired_html and "p=" in paired_html
     meta = json.loads((out / "summary.json").read_text())
     assert any("irr_err" in e for e in meta["paired"])
     # the compact tables of docs/results.md come from these outputs
