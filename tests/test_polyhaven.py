@@ -38,7 +38,6 @@ class PolyHavenServer:
         self.faults: dict[str, list[str]] = {}
         self.corrupt_always: set[str] = set()
         self.log: list[dict] = []
-        self.active = self.max_active = 0
         self._lock = threading.Lock()
         server = self
 
@@ -56,15 +55,9 @@ class PolyHavenServer:
 
             def do_GET(self):  # noqa: N802 - http.server's name
                 with server._lock:
-                    server.active += 1
-                    server.max_active = max(server.max_active, server.active)
                     server.log.append({"path": self.path, "range": self.headers.get("Range"),
                                        "ua": self.headers.get("User-Agent")})
-                try:
-                    self._route()
-                finally:
-                    with server._lock:
-                        server.active -= 1
+                self._route()
 
             def _route(self):
                 p = self.path
@@ -140,7 +133,38 @@ def _fetch(server, out, slugs=None, **kw):
     return fetch_polyhaven(out, slugs, api=server.url, delay=0.0, backoff=0.01, progress=False, **kw)
 
 
-def test_fetch_by_slug_retries_faults_verifies_and_writes_the_manifest(server, tmp_path):
+def _count_open_responses(monkeypatch) -> dict:
+    """Wrap the real ``urllib.request.urlopen`` the client calls so that the test sees how many of its responses are
+    open at once (from urlopen's return to the response's close). Counted in the client, not in the server, whose
+    handler threads may still be unwinding when a sequential client has already read its answer and asked again."""
+    import urllib.request
+
+    real, lock, state = urllib.request.urlopen, threading.Lock(), {"open": 0, "max_open": 0, "opened": 0}
+
+    def counting_urlopen(*args, **kwargs):
+        resp = real(*args, **kwargs)
+        with lock:
+            state["open"] += 1
+            state["opened"] += 1
+            state["max_open"] = max(state["max_open"], state["open"])
+        close, closed = resp.close, [False]
+
+        def counted_close():
+            with lock:
+                if not closed[0]:
+                    closed[0] = True
+                    state["open"] -= 1
+            close()
+
+        resp.close = counted_close
+        return resp
+
+    monkeypatch.setattr(urllib.request, "urlopen", counting_urlopen)
+    return state
+
+
+def test_fetch_by_slug_retries_faults_verifies_and_writes_the_manifest(server, tmp_path, monkeypatch):
+    responses = _count_open_responses(monkeypatch)
     server.faults = {"noon_grass_1k.hdr": ["503"], "kloppenheim_05_1k.hdr": ["truncate"],
                      "vestibule_1k.hdr": ["corrupt"]}
     out = tmp_path / "ph"
@@ -150,7 +174,7 @@ def test_fetch_by_slug_retries_faults_verifies_and_writes_the_manifest(server, t
         assert p.read_bytes() == server.blobs[f"{p.stem}_1k.hdr"]
     assert read_hdr(out / "kloppenheim_05.hdr").shape == (8, 16, 3)
     assert not list(out.glob(".*.part")) and not list(out.glob("*.tmp"))
-    assert server.max_active == 1  # one request at a time
+    assert responses["opened"] >= 5 and responses["max_open"] == 1  # one request at a time
     assert all(r["ua"].startswith("lanet-hdr/") for r in server.log)
     assert sum(r["path"] == "/dl/noon_grass_1k.hdr" for r in server.log) == 2  # 503, then the file
     assert sum(r["path"] == "/dl/vestibule_1k.hdr" for r in server.log) == 2  # bad hash: fetched again
