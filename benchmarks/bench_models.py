@@ -24,8 +24,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def matmul_peak(n: int = 2048, runs: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, runs: int = 5) -> float:
+    """GFLOP/s of the best of ``runs`` ``n x n`` matmuls in ``dtype`` (after one untimed)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(runs):
@@ -35,8 +36,10 @@ def matmul_peak(n: int = 2048, runs: int = 5) -> float:
     return 2 * n**3 / min(times) / 1e9
 
 
-def median_time(fn, runs: int) -> float:
-    fn()  # warm-up
+def median_time(fn, runs: int, warmup: bool = True) -> float:
+    """Median seconds of ``runs`` calls of ``fn`` (after one untimed call if ``warmup``)."""
+    if warmup:
+        fn()
     times = []
     for _ in range(runs):
         t = time.perf_counter()

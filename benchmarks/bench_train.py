@@ -36,6 +36,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_models import matmul_peak, median_time  # noqa: E402
 from hdr_core.calibration import calibrate  # noqa: E402
 from hdr_core.camera import virtual_camera  # noqa: E402
 from hdr_core.color import ldr_to_linear  # noqa: E402
@@ -55,24 +56,8 @@ VARIANTS = {"eager": {}, "channels_last": {"channels_last": True}, "compile": {"
 STYLES = ("virtual", "mdk08", "phone_hdr", "phone_local", "filmic", "camera360")
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, runs: int = 5) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / min(times) / 1e9
-
-
 def timed(fn, runs: int = 3) -> float:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return median_time(fn, runs, warmup=False)
 
 
 def synthesis_parts(ds: PairDataset, style: str, n: int) -> dict[str, float]:
