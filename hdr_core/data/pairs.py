@@ -271,8 +271,6 @@ class DevicePairs:
 
     def batch(self, indices) -> dict[str, torch.Tensor]:
         """``ldr`` (linear LDR), ``hdr`` (calibrated), ``scene``, ``style`` of the items, ``Bx3xHxW`` on the device."""
-        from hdr_core.color import srgb_to_linear
-
         draws = [self.draws(i) for i in indices]
         hdr = torch.stack([self._hdr(d) for d in draws])
         f64 = {"dtype": torch.float64, "device": self.device}
@@ -287,7 +285,7 @@ class DevicePairs:
         vn = v.pow(f32(n))
         display = f32(1.0 + sigma) * vn / (vn + f32(sigma))
         code = torch.round(display.double() * 255.0).clamp(0, 255)
-        lin = srgb_to_linear((code.float() / 255.0).clamp(1.0 / 255.0, 1.0))
+        lin = ldr_to_linear(code.float() / 255.0)
         return {"ldr": lin, "hdr": calibrate(hdr, lin, channel_axis=1),
                 "scene": torch.tensor([d["scene"] for d in draws], device=self.device),
                 "style": torch.zeros(len(draws), dtype=torch.int64, device=self.device)}
