@@ -30,7 +30,7 @@ import numpy as np
 from hdr_core.calibration import TAU, calibrate, scale_from_sums
 from hdr_core.color import ldr_to_linear, linear_to_srgb
 from hdr_core.errors import ImageError
-from hdr_core.resize import resize
+from hdr_core.resize import linear_taps, resize
 
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Shipped weights live here, one folder per model (model.safetensors + model.json [+ model.onnx]).
@@ -274,10 +274,9 @@ class Predictor:
         h, w = lin.shape[:2]
         gh, gw = log_gain.shape[:2]
 
-        def taps(n_out: int, n_in: int):  # OpenCV's bilinear rule: half-pixel centres, replicated borders
-            src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1)
-            j0 = np.floor(src).astype(np.int64)
-            return j0, np.minimum(j0 + 1, n_in - 1), (src - j0).astype(np.float32)
+        def taps(n_out: int, n_in: int):  # hdr_core.resize's bilinear rule, weights in float32
+            i0, i1, frac = linear_taps(n_out, n_in)
+            return i0, i1, frac.astype(np.float32)
 
         j0, j1, fx = taps(w, gw)
         fx = fx[None, :, None]

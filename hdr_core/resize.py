@@ -23,13 +23,18 @@ def _area_axis(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
-def _linear_axis(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    """Resample ``a`` along ``axis`` bilinearly with half-pixel centres and replicated borders (OpenCV's rule)."""
-    n_in = a.shape[axis]
+def linear_taps(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear resampling of ``n_in`` samples to ``n_out`` with half-pixel centres and replicated borders (OpenCV's
+    rule): output ``j`` is ``x[i0[j]] * (1 - frac[j]) + x[i1[j]] * frac[j]`` (``frac`` in float64)."""
     src = np.clip((np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5, 0.0, n_in - 1)
     i0 = np.floor(src).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    w = (src - i0).reshape((-1,) + (1,) * (a.ndim - 1))
+    return i0, np.minimum(i0 + 1, n_in - 1), src - i0
+
+
+def _linear_axis(a: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Resample ``a`` along ``axis`` bilinearly with half-pixel centres and replicated borders (OpenCV's rule)."""
+    i0, i1, frac = linear_taps(n_out, a.shape[axis])
+    w = frac.reshape((-1,) + (1,) * (a.ndim - 1))
     a = np.moveaxis(a, axis, 0).astype(np.float64)
     return np.moveaxis(a[i0] * (1.0 - w) + a[i1] * w, 0, axis)
 
