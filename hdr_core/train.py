@@ -313,6 +313,14 @@ def save_checkpoint(cfg: TrainConfig, net, optimizer, step: int, best_val: float
         shutil.rmtree(p, ignore_errors=True)
 
 
+def saved_stage(folder: Path) -> str:
+    """The training stage a saved model or checkpoint folder was written by (its ``model.json``); "" if unknown."""
+    try:
+        return str(json.loads((Path(folder) / "model.json").read_text()).get("stage", ""))
+    except (OSError, ValueError):
+        return ""
+
+
 def latest_checkpoint(out_dir: str | Path) -> Path | None:
     marker = Path(out_dir) / "checkpoints" / "latest"
     if not marker.is_file():
@@ -471,7 +479,8 @@ def main(argv: list[str] | None = None) -> dict:
     elif cfg.init_from:
         src = latest_checkpoint(cfg.init_from) or Path(cfg.init_from)
         load_weights(net, src, strict=False)
-        if cfg.stage == "pano" and hasattr(net, "init_ceiling_from_pano"):
+        # from a stage-1 run the ceiling branch starts as the panorama branch; a stage-2 model keeps its own
+        if cfg.stage == "pano" and hasattr(net, "init_ceiling_from_pano") and saved_stage(src) != "pano":
             net.init_ceiling_from_pano()
     net.to(device)
     if cfg.channels_last:

@@ -144,6 +144,19 @@ def test_panolanet_two_stages_and_dataloader_workers(tmp_path, pano_folder):
     assert "v0.hdr" not in [p["file"] for p in record["data"]["train"]] and record["data"]["train"]
     assert record["init_from_record"]["config"]["stage"] == "crop"
     assert record["init_from_record"]["metrics"] == json.loads((s1 / "final.json").read_text())
+    # from a stage-2 model (fine-tuning or scoring a finished one, e.g. the shipped weights) the ceiling is its own
+    import torch
+
+    from hdr_core.checkpoint import save_model
+
+    with torch.no_grad():  # a finished model's ceiling encoder is no copy of its panorama encoder
+        for v in stage2.ceiling.encoder.parameters():
+            v.add_(0.01)
+    save_model(tmp_path / "finished", stage2, extra={"stage": "pano"})
+    main(_args(pano_folder, tmp_path / "s2b", "--model", "panolanet_small", "--stage", "pano", "--pano-height", "32",
+               "--init-from", str(tmp_path / "finished"), "--steps", "1", "--eval-every", "1", "--lr", "0"))
+    ceiling2, again = dict(stage2.ceiling.named_parameters()), load_model(tmp_path / "s2b" / "model").ceiling
+    assert all((ceiling2[k] == v).all() for k, v in again.named_parameters())
     # the ablation's stage 2: LANet starts from the same stage-1 run (panoLANet's panorama branch is that LANet)
     lanet = main(_args(pano_folder, tmp_path / "lanet", "--model", "lanet_small", "--stage", "pano", "--pano-height",
                        "32", "--init-from", str(s1), "--steps", "1", "--eval-every", "1", "--lr", "0"))
