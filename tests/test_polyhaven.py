@@ -251,3 +251,23 @@ def test_cli_slugs_from_a_manifest_and_all(server, tmp_path, capsys):
 
 def test_site_groups_of_series():
     assert site_group("kloppenheim_05") == "kloppenheim" and site_group("noon_grass") == "noon_grass"
+
+
+def test_the_repo_lists_the_extra_training_scenes_by_slug():
+    """``configs/data/hdri_extra_manifest.json`` (a copy of ``../shared/data/hdri_extra/manifest.json``) lets a user
+    without ``../shared`` fetch the same 33 Poly Haven scenes; every validation site group that is not a pmndrs scene
+    is among them under the site group ``fetch polyhaven`` will give it."""
+    from hdr_core.data.catalog import load_validation_groups
+
+    root = Path(__file__).resolve().parents[1]
+    manifest = root / "configs" / "data" / "hdri_extra_manifest.json"
+    slugs = slugs_from_manifest(manifest)
+    assert len(slugs) == 33 and "studio_small_05" in slugs  # fetched like the rest, excluded by the split rules
+    groups = load_validation_groups(root / "configs" / "data" / "validation_groups.yaml")["site_groups"]
+    extra = {e["name"]: e for e in json.loads(manifest.read_text())}
+    val_extra = [g for g in groups if g in {e["site_group"] for e in extra.values()}]
+    assert len(val_extra) == 5
+    assert all(site_group(extra[g]["polyhaven_slug"]) == g for g in val_extra)
+    shared = root.parent / "shared" / "data" / "hdri_extra" / "manifest.json"
+    if shared.is_file():  # where the shared data is at hand, the copy is exact
+        assert json.loads(shared.read_text()) == json.loads(manifest.read_text())

@@ -1,6 +1,6 @@
 """``fetch polyhaven``: Poly Haven HDRIs through its public API (https://api.polyhaven.com, CC0).
 
-    python -m hdr_core.data fetch polyhaven --slugs-from ../shared/data/hdri_extra/manifest.json --out data/ph
+    python -m hdr_core.data fetch polyhaven --slugs-from configs/data/hdri_extra_manifest.json --out data/ph
     python -m hdr_core.data fetch polyhaven --slugs noon_grass,vestibule --res 1k --out data/ph
     python -m hdr_core.data fetch polyhaven --all --res 1k --out data/ph
 
