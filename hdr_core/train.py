@@ -243,6 +243,23 @@ def autocast_context(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16), torch.amp.GradScaler(device.type, enabled=False)
 
 
+def optimizer_step(cfg: TrainConfig, optimizer, scaler, params: list) -> bool:
+    """Clip (``cfg.grad_clip``) and step; returns whether the step was taken. fp16's GradScaler skips a step with
+    non-finite gradients itself; bf16 has no scaler, so a step whose gradients are not all finite (bf16 kernels of
+    some CPUs leave an inf/NaN now and then) is skipped here instead of writing NaN into the weights for good. Under
+    DDP the gradients are already all-reduced, so every rank takes the same decision. fp32 steps are not checked."""
+    if cfg.grad_clip > 0:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    if cfg.amp and not scaler.is_enabled():
+        grads = [p.grad for p in params if p.grad is not None]
+        if grads and not torch.stack([g.isfinite().all() for g in grads]).all().item():
+            return False
+    scaler.step(optimizer)
+    scaler.update()
+    return True
+
+
 def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
     """A batch on the training device; images (4-D tensors) in NHWC memory order if ``channels_last``."""
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -576,6 +593,7 @@ def main(argv: list[str] | None = None) -> dict:
                dynamic_ncols=True)
     step, t0, last = start_step, time.time(), dict(resumed_metrics.get("last", {}))
     stop = False  # the time limit is reached
+    skipped = 0  # bf16 steps skipped for non-finite gradients (optimizer_step)
     it = device_batches(DevicePairs(train_ds, device), loader.sampler, local_batch) if cfg.pair_device else iter(loader)
     while step < cfg.steps and not stop:
         batch = to_device(next(it), device, cfg.channels_last)
@@ -586,11 +604,10 @@ def main(argv: list[str] | None = None) -> dict:
             loss, parts = compute_loss(cfg, model, batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if cfg.grad_clip > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
+        if not optimizer_step(cfg, optimizer, scaler, list(module.parameters())):
+            skipped += 1
+            if master:
+                print(f"step {step + 1}: non-finite bf16 gradients, step skipped ({skipped} so far)", flush=True)
         step += 1
         if cfg.time_limit_s:
             stop = time.time() - t0 > cfg.time_limit_s
@@ -629,7 +646,7 @@ def main(argv: list[str] | None = None) -> dict:
         gathered = [None] * world
         torch.distributed.all_gather_object(gathered, checksum)
         checksums = gathered
-    summary = {"steps": step, "world_size": world, "param_checksums": checksums, **last,
+    summary = {"steps": step, "skipped_steps": skipped, "world_size": world, "param_checksums": checksums, **last,
                **{k.replace("val/", "val/initial_"): v for k, v in initial_val.items()}}
     if master:
         save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step},

@@ -97,7 +97,31 @@ def test_channels_last_is_fp32_in_another_order_and_bf16_stays_close():
     cos = torch.nn.functional.cosine_similarity
     assert cos(g_cl, g, dim=0) > 0.9999 and (g_cl - g).abs().max() < 1e-2 * g.abs().max()
     assert loss_bf != loss and loss_bf == pytest.approx(loss, rel=0.02)
-    assert 0.5 < cos(g_bf, g, dim=0) < 0.999  # bf16 moves the gradient (0.76 here): an option, not exact
+    # bf16 moves the gradient (cos 0.76 on this machine's AVX-512 CPU): an option, not exact. Some CPUs' bf16
+    # kernels leave an odd non-finite entry (seen once in CI: the cosine was NaN); optimizer_step skips such a step,
+    # so here they may be rare, and the rest must still point the same way.
+    finite = g_bf.isfinite()
+    assert finite.float().mean() > 0.999, f"{(~finite).sum().item()} non-finite bf16 gradient entries"
+    assert 0.5 < cos(g_bf[finite], g[finite], dim=0) < 0.999
+
+
+def test_a_bf16_step_with_non_finite_gradients_is_skipped_and_fp32_ones_are_not_checked():
+    from hdr_core.train import TrainConfig, autocast_context, optimizer_step
+
+    def step(amp, bad):
+        w = torch.nn.Parameter(torch.ones(3))
+        opt = torch.optim.SGD([w], lr=0.1)
+        w.grad = torch.tensor([1.0, float("nan") if bad else 1.0, 1.0])
+        cfg = TrainConfig(data=["x"], amp=amp)
+        taken = optimizer_step(cfg, opt, autocast_context(cfg, torch.device("cpu"))[1], [w])
+        return taken, w.detach()
+
+    taken, w = step(amp=True, bad=True)
+    assert not taken and torch.equal(w, torch.ones(3))  # the weights stay as they were
+    taken, w = step(amp=True, bad=False)
+    assert taken and torch.allclose(w, torch.full((3,), 0.9))
+    taken, w = step(amp=False, bad=True)  # fp32: stepped as before (bit-exact path, no check)
+    assert taken and torch.isnan(w[1])
 
 
 def test_training_with_every_option_runs(tmp_path, pano_folder):
