@@ -21,26 +21,45 @@ LDR_STYLES=${LDR_STYLES:-virtual,mdk08,phone_hdr,camera360,phone_local,filmic}
 
 $PY -m hdr_core.data fetch pmndrs --out data/pmndrs
 $PY -m hdr_core.data fetch blender --out data/blender_test
+# The shipped model's data (issue #14): the 18 pmndrs scenes + the 35 of hdri_extra. Inside the project's workplace
+# ../shared has them (the pmndrs ones as 1024x512 originals); elsewhere they come from npm (512x256) and Poly Haven
+# (by slug, from the manifest in the repo; the two ILM files of hdri_extra are not on Poly Haven: 40 training
+# panoramas instead of 42).
+if [ -d ../shared/data/hdri ] && [ -d ../shared/data/hdri_extra ]; then
+  REAL50_DATA="../shared/data/hdri ../shared/data/hdri_extra"
+else
+  $PY -m hdr_core.data fetch polyhaven --slugs-from configs/data/hdri_extra_manifest.json --res 1k --out data/ph
+  REAL50_DATA="data/pmndrs data/ph"
+fi
 
-train() {  # train CONFIG_STEM: both stages' configs name their own out_dir; skipped when its model/ exists
+train() {  # train CONFIG_STEM [EXTRA ARGS]: both stages' configs name their own out_dir; skipped when its model/ exists
+  stem=$1; shift
   out=$($PY -c "import sys; from hdr_core.train import parse_config; print(parse_config(sys.argv[1:]).out_dir)" \
-        --config "configs/$1.yaml")
-  if [ -f "$out/model/model.safetensors" ]; then echo "== $1: done ($out/model)"; return; fi
+        --config "configs/$stem.yaml")
+  if [ -f "$out/model/model.safetensors" ]; then echo "== $stem: done ($out/model)"; return; fi
   steps=$($PY -c "import sys, math; from hdr_core.train import parse_config; \
 c = parse_config(sys.argv[2:]); print(max(1, math.ceil(c.steps * float(sys.argv[1]))))" "$STEPS_SCALE" \
-        --config "configs/$1.yaml")
-  echo "== $1: $steps steps -> $out"
-  $PY -m hdr_core.train --config "configs/$1.yaml" --steps "$steps" --resume true --progress false
+        --config "configs/$stem.yaml")
+  echo "== $stem: $steps steps -> $out"
+  $PY -m hdr_core.train --config "configs/$stem.yaml" --steps "$steps" --resume true --progress false "$@"
+}
+real50() {  # train a real50 config on REAL50_DATA (word-split on purpose: two folders)
+  # shellcheck disable=SC2086
+  train "$1" --channels-last true --data $REAL50_DATA
 }
 
-train ship_panolanet_small_stage1  # the shipped model's stage 1, also the ablation's starting point
+# the shipped model's stage 1 (50 real scenes, six LDR styles), also the LANet ablation's and the lighting-loss
+# variant's starting point (docs/models.md)
+real50 real50_panolanet_small_stage1
 if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
-  train ship_panolanet_small_stage2
-  SHIPPED=runs/ship_panolanet_small_stage2/model
+  real50 real50_panolanet_small_stage2
+  SHIPPED=runs/real50_panolanet_small_stage2/model
 else
   SHIPPED=hdr_core/weights/panolanet_small
 fi
-train ablation_lanet_small_stage2
+real50 real50_ablation_lanet_small_stage2
+real50 real50_panolanet_small_light_stage2
+# the ported baselines (each its own two stages; 13 pmndrs scenes, virtual camera, as in docs/results.md's † rows)
 for m in hdrcnn singlehdr fhdr; do train "${m}_small_stage1"; train "${m}_small_stage2"; done
 SYNTH_METHOD=""
 if [ "${SYNTH_EXPERIMENT:-0}" = 1 ]; then
@@ -52,7 +71,7 @@ fi
 $PY -m render_eval --from-hdr data/blender_test --out "$OUT" --ldr-style "$LDR_STYLES" --jobs 2 \
   --method gt --method ldr --method akyuz --method masia --method koeo \
   --method "panolanet_small=model:$SHIPPED" \
-  --method lanet_small=model:runs/ablation_lanet_small_stage2/model \
+  --method lanet_small=model:runs/real50_ablation_lanet_small_stage2/model \
   --method hdrcnn_small=model:runs/hdrcnn_small_stage2/model \
   --method singlehdr_small=model:runs/singlehdr_small_stage2/model \
   --method fhdr_small=model:runs/fhdr_small_stage2/model $SYNTH_METHOD \
