@@ -594,6 +594,7 @@ def main(argv: list[str] | None = None) -> dict:
     step, t0, last = start_step, time.time(), dict(resumed_metrics.get("last", {}))
     stop = False  # the time limit is reached
     skipped = 0  # bf16 steps skipped for non-finite gradients (optimizer_step)
+    params = list(module.parameters())
     it = device_batches(DevicePairs(train_ds, device), loader.sampler, local_batch) if cfg.pair_device else iter(loader)
     while step < cfg.steps and not stop:
         batch = to_device(next(it), device, cfg.channels_last)
@@ -604,7 +605,7 @@ def main(argv: list[str] | None = None) -> dict:
             loss, parts = compute_loss(cfg, model, batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
-        if not optimizer_step(cfg, optimizer, scaler, list(module.parameters())):
+        if not optimizer_step(cfg, optimizer, scaler, params):
             skipped += 1
             if master:
                 print(f"step {step + 1}: non-finite bf16 gradients, step skipped ({skipped} so far)", flush=True)
