@@ -6,7 +6,7 @@
 #   STEPS_SCALE=0.5 sh scripts/reproduce_results.sh          # every run at half its step budget (the budgets the
 #                                                          results used per model are listed in docs/results.md)
 #   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_small
-#   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiment (docs/models.md)
+#   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiments (docs/models.md)
 #
 # Training runs resume (--resume true), so a killed script continues where it stopped; finished runs are skipped.
 # GPU users: the same commands pick CUDA; for several GPUs replace "$PY -m hdr_core.train" with
@@ -59,12 +59,17 @@ else
 fi
 real50 real50_ablation_lanet_small_stage2
 real50 real50_panolanet_small_light_stage2
+real50 real50_panolanet_small_light025_stage2  # the lighting-loss sweep's second point (docs/models.md)
 # the ported baselines (each its own two stages; 13 pmndrs scenes, virtual camera, as in docs/results.md's † rows)
 for m in hdrcnn singlehdr fhdr; do train "${m}_small_stage1"; train "${m}_small_stage2"; done
 SYNTH_METHOD=""
 if [ "${SYNTH_EXPERIMENT:-0}" = 1 ]; then
   $PY scenes/synth_panorama.py --n 16 --out data/synth
   train synth_panolanet_small_stage1; train synth_panolanet_small_stage2
+  # on the real50 data: 12 synthetic panoramas at a 22 % share in stage 2 (the real50 stage 1)
+  $PY scenes/synth_panorama.py --n 12 --out data/synth12 --seed 0 --width 512 --samples 32
+  # shellcheck disable=SC2086
+  train real50_synth_panolanet_small_stage2 --channels-last true --data $REAL50_DATA data/synth12
   SYNTH_METHOD="--method panolanet_small_synth=model:runs/synth_panolanet_small_stage2/model"
 fi
 
