@@ -282,6 +282,18 @@ def trained_module(net, stage: str):
     return net.pano if stage == "crop" and hasattr(net, "forward_pano") else net
 
 
+def freeze_unused_by_loss(cfg: TrainConfig, module) -> list[str]:
+    """Stop gradients of the parameters whose output the stage's loss never reads, and return their names: in stage 2
+    Eq. 9 reads panoLANet's HDR and merge mask, not its panorama branch's segmentation logits. The weights stay as
+    they are either way (their gradient is None without this, and Adam skips them); DDP needs it, since it expects a
+    gradient for every parameter its outputs reach (``seg_logits`` is an output) and would wait for them forever."""
+    head = getattr(getattr(module, "pano", None), "seg_head", None)
+    if cfg.stage != "pano" or head is None or hasattr(module, "training_loss") or not hasattr(module, "ceiling"):
+        return []
+    head.requires_grad_(False)
+    return [f"pano.seg_head.{n}" for n, _ in head.named_parameters()]
+
+
 def tonemap_preview(log_hdr: torch.Tensor) -> torch.Tensor:
     """A display image for TensorBoard: Reinhard x/(1+x) then gamma 1/2.2, ``3xHxW`` in [0, 1]."""
     x = log_hdr.exp()
@@ -511,8 +523,9 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_rng_state(state["torch_rng"])
         resumed_metrics = state.get("metrics", {})
     module = trained_module(net, cfg.stage)
+    freeze_unused_by_loss(cfg, module)
     model = module
-    if ddp:  # Eq. 9 leaves LANet's segmentation head unused in stage 2
+    if ddp:  # find_unused_parameters: a baseline's own loss may leave outputs unused
         model = torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[local_rank] if device.type == "cuda" else None,
             find_unused_parameters=cfg.stage == "pano")

@@ -117,6 +117,47 @@ def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path, pano_folder):
     assert len(summary["param_checksums"]) == 2 and len(set(summary["param_checksums"])) == 1
 
 
+def test_stage2_freezes_exactly_the_parameters_eq9_does_not_reach():
+    """Eq. 9 leaves the panorama branch's segmentation head without a gradient: freezing it changes no weight (Adam
+    skips a None gradient) and is what lets DDP train stage 2 (every other parameter gets one)."""
+    import torch
+
+    from hdr_core.models import create_model
+    from hdr_core.train import compute_loss, freeze_unused_by_loss
+
+    cfg = TrainConfig(stage="pano", model="panolanet_small")
+    torch.manual_seed(0)
+    hdr = torch.rand(2, 3, 32, 64) * 4
+    batch = {"hdr": hdr, "ldr": (hdr / 2).clamp(0, 1)}
+    net = create_model("panolanet_small")
+    compute_loss(cfg, net, batch)[0].backward()
+    no_grad = sorted(n for n, p in net.named_parameters() if p.grad is None)
+    fresh = create_model("panolanet_small")
+    frozen = freeze_unused_by_loss(cfg, fresh)
+    assert no_grad and sorted(frozen) == no_grad
+    assert sorted(n for n, p in fresh.named_parameters() if not p.requires_grad) == no_grad
+    assert freeze_unused_by_loss(TrainConfig(stage="crop"), create_model("panolanet_small")) == []
+    assert freeze_unused_by_loss(cfg, create_model("lanet_small")) == []  # the ablation's loss reads its seg head
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes_train_panolanet_stage2(tmp_path, pano_folder):
+    """torchrun on stage 2 (whole panoramas, Eq. 9): ranks agree on the weights after a few steps."""
+    s1, out = tmp_path / "s1", tmp_path / "ddp2"
+    from hdr_core.train import main
+
+    main(_args(pano_folder, s1, "--model", "panolanet_small", "--steps", "1", "--eval-every", "1"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29519",
+           "-m", "hdr_core.train", *_args(pano_folder, out, "--model", "panolanet_small", "--stage", "pano",
+                                           "--pano-height", "32", "--init-from", str(s1), "--steps", "3",
+                                           "--eval-every", "3")]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((out / "final.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 3
+    assert len(summary["param_checksums"]) == 2 and len(set(summary["param_checksums"])) == 1
+
+
 def test_panolanet_two_stages_and_dataloader_workers(tmp_path, pano_folder):
     """Stage 1 trains the panorama branch on crops; stage 2 starts from it with the ceiling encoder copied."""
     from hdr_core.checkpoint import load_model
