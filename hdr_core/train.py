@@ -533,12 +533,19 @@ def main(argv: list[str] | None = None) -> dict:
         model = torch.compile(model)
 
     workers = cfg.workers
-    if cfg.pair_pool and start_step < cfg.steps:  # every rank makes the whole pool (the same pairs)
+    if cfg.pair_pool and start_step < cfg.steps:
         t = time.time()
-        train_ds = PairPool(train_ds, min(cfg.pair_pool, len(train_ds)), workers=cfg.workers, device=device)
+        size = min(cfg.pair_pool, len(train_ds))
+        # rank r reads items s*batch + r*local_batch + k: with a pool size that the global batch divides, those are
+        # the pool slots j with j % batch in [r*local_batch, (r+1)*local_batch), so each rank makes only its own
+        # share; otherwise every rank makes the whole pool (the same pairs either way)
+        slots = ([j for j in range(size) if rank * local_batch <= j % cfg.batch_size < (rank + 1) * local_batch]
+                 if world > 1 and size % cfg.batch_size == 0 else None)
+        train_ds = PairPool(train_ds, size, workers=cfg.workers, device=device, slots=slots)
         workers = 0  # nothing left to compute per item
         if master:
-            print(f"pair pool: {train_ds.size} pairs ({train_ds.nbytes() / 2**20:.0f} MiB on {device}) made in "
+            print(f"pair pool: {train_ds.size} pairs ({train_ds.nbytes() / 2**20:.0f} MiB on {device}"
+                  f"{f', {len(train_ds.rows)} of them on each of the {world} ranks' if slots else ''}) made in "
                   f"{time.time() - t:.1f} s; each is used {len(train_ds) / train_ds.size:.1f} times", flush=True)
     loader = torch.utils.data.DataLoader(
         train_ds, batch_size=local_batch, num_workers=workers, pin_memory=device.type == "cuda" and not cfg.pair_pool,

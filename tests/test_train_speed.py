@@ -46,6 +46,16 @@ def test_pair_pool_item_i_is_pair_i_mod_size():
     assert not torch.equal(pool[1]["hdr"], pool[2]["hdr"])
     with pytest.raises(ValueError):
         PairPool(ds, 0)
+    # a DDP rank's share (global batch 4, rank 1 of 2: slots j with j % 4 in {2, 3}) holds the same pairs
+    part = PairPool(ds, 8, slots=[2, 3, 6, 7])
+    assert part.nbytes() * 2 == PairPool(ds, 8).nbytes()
+    for i in (2, 3, 6, 7, 10, 11, 15):
+        a, b = part[i], ds[i % 8]
+        assert all(torch.equal(a[k], b[k]) for k in a), i
+    with pytest.raises(KeyError, match="did not make"):
+        part[4]
+    with pytest.raises(ValueError):
+        PairPool(ds, 8, slots=[8])
 
 
 def _args(pano_folder, out, *extra):

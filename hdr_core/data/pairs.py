@@ -186,15 +186,20 @@ class PairPool(torch.utils.data.Dataset):
 
     ``PairPool(ds, size)[i]`` equals ``ds[i % size]`` bit for bit, so with ``size >= len(ds)`` training on the pool is
     training on ``ds``. The pairs are made by a DataLoader with ``workers`` processes; ``device`` holds the pool
-    (a GPU's memory: the training loop then only indexes it).
+    (a GPU's memory: the training loop then only indexes it). ``slots`` (default: all of ``0..size-1``) makes only
+    those pairs: a DDP rank that reads only some slots makes only its own (items of other slots raise ``KeyError``).
     """
 
     def __init__(self, dataset: PairDataset, size: int, workers: int = 0, device: str | torch.device = "cpu",
-                 chunk: int = 32):
+                 chunk: int = 32, slots=None):
         if size < 1:
             raise ValueError(f"PairPool: size must be >= 1, got {size}")
         self.size, self.length = int(size), len(dataset)
-        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, range(self.size)), batch_size=chunk,
+        made = sorted(set(range(self.size) if slots is None else (int(j) for j in slots)))
+        if not made or made[0] < 0 or made[-1] >= self.size:
+            raise ValueError(f"PairPool: slots must be a non-empty subset of 0..{self.size - 1}")
+        self.rows = {j: r for r, j in enumerate(made)}
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, made), batch_size=chunk,
                                              num_workers=workers)
         parts = list(loader)
         self.tensors = {k: torch.cat([p[k] for p in parts]).to(device) for k in parts[0]}
@@ -203,7 +208,11 @@ class PairPool(torch.utils.data.Dataset):
         return self.length
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {k: v[int(i) % self.size] for k, v in self.tensors.items()}
+        slot = int(i) % self.size
+        if slot not in self.rows:
+            raise KeyError(f"PairPool: item {i} is pair {slot}, which this pool did not make (slots given)")
+        r = self.rows[slot]
+        return {k: v[r] for k, v in self.tensors.items()}
 
     def nbytes(self) -> int:
         """Memory the pool holds."""
