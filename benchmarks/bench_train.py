@@ -15,7 +15,11 @@ The recipe is the shipped model's (``configs/ship_panolanet_small_stage{1,2}.yam
    measurement can catch a busy moment). ``compile_*`` print their compile time (the first two steps).
 3. **Steps/hour of the loop**, from the measured parts: a step costs its compute, plus the pair synthesis of a batch
    (divided by the reuse factor of ``--pair-pool``), plus a validation every ``eval_every`` steps (its pairs made
-   again each time before, kept since). With ``--end-to-end`` it also runs ``hdr_core.train`` itself both ways.
+   again each time before, kept since).
+4. ``--end-to-end`` (or ``--end-to-end-only``): ``hdr_core.train`` itself, each of ``--e2e-variants`` in a fresh
+   process, interleaved over ``--e2e-rounds``: the config as it is, channels-last with a pair pool, and the same on
+   two DDP processes of ``threads / 2`` threads each (``torchrun``, gloo; the global batch split between them). On a
+   CPU whose small convolutions do not scale over threads, two processes of one thread beat one of two.
 
 Paste the printed tables into docs/benchmarks.md with the date, the machine and its load.
 """
@@ -235,26 +239,69 @@ def bench_stage(stage: str, panos: list[np.ndarray], args, peaks: dict[str, floa
                   f"{old / new:.2f}x |")
 
 
-def end_to_end(args) -> None:
-    """``hdr_core.train`` itself, before and after: the loop's own steps/s (it includes validation), interleaved."""
-    from hdr_core.train import main
+#: end-to-end variants: name -> (processes, extra ``hdr_core.train`` arguments); ``{pool}`` = the pool size. Several
+#: processes run under torchrun (DDP, gloo), each with ``threads / processes`` threads and its share of the batch.
+E2E_VARIANTS = {
+    "before": (1, []),  # the config as it is (eager fp32, fresh pairs, its one loader worker)
+    "cl_pool": (1, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0"]),
+    "ddp2": (2, ["--channels-last", "true", "--workers", "0"]),
+    "ddp2_pool": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0"]),
+    # each rank's batch norm on its own half batch (not the one-process training: see hdr_core.distributed)
+    "ddp2_pool_rankbn": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--sync-bn",
+                             "false"]),
+    "cl_pool_amp": (1, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--amp", "true"]),
+    "ddp2_pool_amp": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--amp", "true"]),
+}
+E2E_CONFIGS = {"crop": ("ship_panolanet_small_stage1.yaml", []),
+               "pano": ("ship_panolanet_small_stage2.yaml", ["--init-from", str(ROOT / "hdr_core" / "weights" /
+                                                                         "panolanet_small")])}
 
-    runs = {"before": [], "after": []}
-    for r in range(2):
-        for name, extra in (("before", []), ("after", ["--pair-pool", str(args.e2e_steps * 8 // args.reuse),
-                                                       "--channels-last", "true"])):
-            out = Path(args.e2e_out) / f"{name}_{r}"
-            t = time.perf_counter()
-            s = main(["--config", str(ROOT / "configs" / "ship_panolanet_small_stage1.yaml"), "--data", *args.data,
-                      "--val-scenes", "lab", "workshop", "--out-dir", str(out), "--steps", str(args.e2e_steps),
-                      "--eval-every", str(args.e2e_steps // 2), "--ckpt-every", str(args.e2e_steps),
-                      "--log-every", "1", "--progress", "false", "--workers", "0", *extra])
-            runs[name].append((s["steps_per_s"], time.perf_counter() - t))
-    print("\n| hdr_core.train, stage crop | loop steps/s (runs) | wall s (runs) |\n|---|---|---|")
-    for k, v in runs.items():
-        print(f"| {k} | {', '.join(f'{a:.3f}' for a, _ in v)} | {', '.join(f'{b:.0f}' for _, b in v)} |")
-    print(f"ratio after/before (median loop steps/s): "
-          f"{statistics.median(a for a, _ in runs['after']) / statistics.median(a for a, _ in runs['before']):.2f}x")
+
+def end_to_end(args) -> None:
+    """``hdr_core.train`` itself, each variant in a fresh process (or torchrun), interleaved run by run.
+
+    Loop steps/s is the run's own figure (``final.json``; it includes the validations, not the start-up); a pair
+    pool is made before the loop, so the steps/hour a long run gets with the same reuse is
+    ``steps / (steps / loop_steps_per_s + pool_seconds)``: the figure compared.
+    """
+    import json
+    import re
+    import subprocess
+
+    for stage in args.stages:
+        config, extra_cfg = E2E_CONFIGS[stage]
+        batch = RECIPES[stage][0]
+        pool = str(max(batch, args.e2e_steps * batch // args.reuse))
+        runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in args.e2e_variants}
+        for r in range(args.e2e_rounds):
+            for name in args.e2e_variants:
+                procs, extra = E2E_VARIANTS[name]
+                out = Path(args.e2e_out) / f"{stage}_{name}_{r}"
+                train_args = ["-m", "hdr_core.train", "--config", str(ROOT / "configs" / config), *extra_cfg,
+                              "--data", *args.data, "--val-scenes", "lab", "workshop", "--out-dir", str(out),
+                              "--steps", str(args.e2e_steps), "--eval-every", str(args.e2e_steps // 2),
+                              "--ckpt-every", str(args.e2e_steps), "--log-every", "1", "--progress", "false",
+                              *[a.format(pool=pool) for a in extra]]
+                launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
+                          if procs > 1 else [sys.executable])
+                env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.threads // procs))}
+                t = time.perf_counter()
+                res = subprocess.run([*launch, *train_args], cwd=ROOT, env=env, capture_output=True, text=True)
+                wall = time.perf_counter() - t
+                if res.returncode:
+                    raise SystemExit(f"{stage}/{name} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+                loop = json.loads((out / "final.json").read_text())["steps_per_s"]
+                m = re.search(r"pair pool: .* made in ([0-9.]+) s", res.stdout + res.stderr)
+                runs[name].append((loop, float(m.group(1)) if m else 0.0, wall))
+        print(f"\n| hdr_core.train, stage {stage}, {args.e2e_steps} steps | processes x threads | loop steps/s (runs) "
+              f"| pool s (runs) | wall s (runs) | steps/hour | vs before |\n|---|---|---|---|---|---|---|")
+        rate = {k: statistics.median(args.e2e_steps / (args.e2e_steps / a + p) for a, p, _ in v)
+                for k, v in runs.items()}
+        for k, v in runs.items():
+            procs = E2E_VARIANTS[k][0]
+            print(f"| {k} | {procs} x {max(1, args.threads // procs)} | {', '.join(f'{a:.3f}' for a, _, _ in v)} | "
+                  f"{', '.join(f'{p:.1f}' for _, p, _ in v)} | {', '.join(f'{w:.0f}' for _, _, w in v)} | "
+                  f"{3600 * rate[k]:.0f} | {rate[k] / rate[args.e2e_variants[0]]:.2f}x |")
 
 
 def main() -> None:
@@ -269,7 +316,12 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=8, help="pairs timed per style")
     ap.add_argument("--reuse", type=int, default=8, help="reuse factor of the pair pool in the loop estimate")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--end-to-end", action="store_true", help="also time hdr_core.train before/after (stage crop)")
+    ap.add_argument("--end-to-end", action="store_true",
+                    help="also time hdr_core.train itself in each --e2e-variants (fresh processes; DDP via torchrun)")
+    ap.add_argument("--end-to-end-only", action="store_true", help="only the end-to-end runs")
+    ap.add_argument("--e2e-variants", nargs="+", default=["before", "cl_pool", "ddp2", "ddp2_pool"],
+                    choices=list(E2E_VARIANTS), help="the first is the reference of the ratios")
+    ap.add_argument("--e2e-rounds", type=int, default=2)
     ap.add_argument("--e2e-steps", type=int, default=24)
     ap.add_argument("--e2e-out", default="/tmp/bench_train_runs")
     args = ap.parse_args()
@@ -282,9 +334,9 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"matmul peak (2048^3): fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; "
           f"data: {len(files)} panoramas of {', '.join(args.data)}")
-    for stage in args.stages:
+    for stage in [] if args.end_to_end_only else args.stages:
         bench_stage(stage, panos, args, peaks)
-    if args.end_to_end:
+    if args.end_to_end or args.end_to_end_only:
         end_to_end(args)
     print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
