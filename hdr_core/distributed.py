@@ -1,0 +1,125 @@
+"""What DDP training needs beyond ``torch.nn.parallel.DistributedDataParallel`` to match one process.
+
+* :func:`sync_batchnorm`: batch norm statistics over the **global** batch. Under DDP each rank sees
+  ``batch_size / world`` samples, and a plain ``BatchNorm2d`` normalises with that half (or quarter) batch's mean and
+  variance: a different training from the one-process run of the same config (and, at panoLANet's stage-2 batch of
+  4 on 2 ranks, statistics of 2 panoramas). On CUDA this is PyTorch's ``nn.SyncBatchNorm``; PyTorch's refuses CPU
+  tensors, so on the CPU (gloo) :class:`GlobalBatchNorm2d` does the same with one all-reduce per layer forward
+  (channel sums of x and x^2 in float64, from each rank's own mean and variance: no cancellation) and one backward,
+  around PyTorch's fused batch norm kernels.
+* :func:`rank_items` / :func:`all_reduce_means`: validation split over the ranks like a training step (rank ``r``
+  takes items ``s*batch + r*local_batch + k`` of each global batch), its per-batch figures summed over the ranks:
+  the same pairs and the same means as one process, each pair evaluated once.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn import functional as F
+
+
+class _GlobalBatchNorm(torch.autograd.Function):
+    """Training-mode batch norm with the statistics of every rank's samples: one all-reduce forward, one backward.
+
+    Forward: each rank's channel mean and variance (``torch.var_mean``), turned into float64 sums of x and x^2 and
+    the sample count, summed over the ranks; the output is the fused ``F.batch_norm`` with those statistics.
+    Backward: this rank's ``sum(dy)`` and ``sum(dy * xhat)`` (the fused ``native_batch_norm_backward`` at the global
+    statistics: also the affine parameters' local gradients, which DDP then averages), summed over the ranks, give
+    ``dx = w / std * (dy - sum(dy) / N - xhat * sum(dy * xhat) / N)``, the gradient of the sum of the ranks' losses,
+    as PyTorch's ``SyncBatchNorm`` computes it.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        xf, c = x.float(), x.shape[1]
+        local_n = xf.numel() // c
+        var_l, mean_l = torch.var_mean(xf, dim=(0, 2, 3), correction=0)
+        m = mean_l.double()
+        stats = torch.cat([m * local_n, (var_l.double() + m.square()) * local_n,
+                           torch.full((1,), float(local_n), dtype=torch.float64)])
+        dist.all_reduce(stats)
+        n = float(stats[-1])
+        mean64 = stats[:c] / n
+        var64 = (stats[c:2 * c] / n - mean64.square()).clamp_min(0.0)
+        mean, var = mean64.float(), var64.float()
+        invstd = torch.rsqrt(var + eps)
+        y = F.batch_norm(xf, mean, var, weight, bias, False, 0.0, eps)
+        ctx.save_for_backward(xf, weight, mean, invstd)
+        ctx.n, ctx.eps, ctx.dtype = n, eps, x.dtype
+        unbiased = var64 * (n / max(n - 1.0, 1.0))
+        ctx.mark_non_differentiable(mean, unbiased)
+        return y.to(x.dtype), mean, unbiased
+
+    @staticmethod
+    def backward(ctx, dy, _mean, _var):
+        xf, weight, mean, invstd = ctx.saved_tensors
+        dyf, c, n = dy.float(), xf.shape[1], ctx.n
+        w = weight.float() if weight is not None else torch.ones_like(mean)
+        _, g_w, g_b = torch.ops.aten.native_batch_norm_backward(dyf, xf, w, None, None, mean, invstd, True, ctx.eps,
+                                                                 [False, True, True])
+        sums = torch.cat([g_b, g_w])
+        dist.all_reduce(sums)
+        sum_dy, sum_dy_xhat = sums[:c], sums[c:]
+        k_dy = w * invstd
+        k_x = -k_dy * invstd * sum_dy_xhat / n
+        k_1 = k_dy * (mean * invstd * sum_dy_xhat - sum_dy) / n
+        shape = (1, c, 1, 1)
+        dx = torch.addcmul(xf * k_x.view(shape) + k_1.view(shape), dyf, k_dy.view(shape))
+        return (dx.to(ctx.dtype), g_w if weight is not None and ctx.needs_input_grad[1] else None,
+                g_b if ctx.needs_input_grad[2] else None, None)
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """``BatchNorm2d`` whose training statistics are those of the whole DDP batch (any device, any backend).
+
+    The same parameters and buffers as ``BatchNorm2d`` (a converted module saves and loads as one); outside training,
+    or without a process group of more than one rank, it *is* ``BatchNorm2d``. In training: mean and biased variance
+    over every rank's samples, running statistics updated with the unbiased variance, as ``F.batch_norm`` does them.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        self._check_input_dim(x)
+        y, mean, var = _GlobalBatchNorm.apply(x, self.weight, self.bias, self.eps)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                f = 1.0 / float(self.num_batches_tracked.item()) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.to(self.running_mean.dtype), f)
+                self.running_var.lerp_(var.to(self.running_var.dtype), f)
+        return y
+
+
+def sync_batchnorm(module: nn.Module, device: torch.device) -> int:
+    """Make every ``BatchNorm2d`` of ``module`` (in place, the same parameter objects) normalise with the global
+    batch's statistics; returns how many. CUDA: ``nn.SyncBatchNorm``; elsewhere :class:`GlobalBatchNorm2d`."""
+    bns = [m for m in module.modules() if type(m) is nn.BatchNorm2d]
+    if device.type == "cuda":
+        for name, child in list(module.named_children()):
+            converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)
+            if converted is not child:
+                module.add_module(name, converted)
+    else:
+        for m in bns:
+            m.__class__ = GlobalBatchNorm2d  # the same state: only forward changes
+    return len(bns)
+
+
+def rank_items(n: int, global_batch: int, local_batch: int, rank: int) -> list[int]:
+    """Rank ``rank``'s items of ``0..n-1`` cut into global batches, in order (``n`` a multiple of the batch)."""
+    return [s * global_batch + rank * local_batch + k for s in range(n // global_batch) for k in range(local_batch)]
+
+
+def all_reduce_means(values: dict[str, list[float]]) -> dict[str, float]:
+    """Means of per-batch figures over every rank's batches (equal batch sizes: the means over all items)."""
+    keys = sorted(values)
+    sums = torch.tensor([[sum(values[k]), len(values[k])] for k in keys], dtype=torch.float64).reshape(-1, 2)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(sums)
+    return {k: float(s / c) for k, (s, c) in zip(keys, sums.tolist()) if c}
+
+
+__all__ = ["GlobalBatchNorm2d", "all_reduce_means", "rank_items", "sync_batchnorm"]
