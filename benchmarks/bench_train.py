@@ -246,11 +246,11 @@ E2E_VARIANTS = {
     "cl_pool": (1, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0"]),
     "ddp2": (2, ["--channels-last", "true", "--workers", "0"]),
     "ddp2_pool": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0"]),
-    # each rank's batch norm on its own half batch (not the one-process training: see hdr_core.distributed)
-    "ddp2_pool_rankbn": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--sync-bn",
-                             "false"]),
     "cl_pool_amp": (1, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--amp", "true"]),
     "ddp2_pool_amp": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--amp", "true"]),
+    # batch norm over the global batch (the one-process training; the ddp2 variants normalise per rank)
+    "ddp2_pool_syncbn": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--sync-bn",
+                             "true"]),
 }
 E2E_CONFIGS = {"crop": ("ship_panolanet_small_stage1.yaml", []),
                "pano": ("ship_panolanet_small_stage2.yaml", ["--init-from", str(ROOT / "hdr_core" / "weights" /
