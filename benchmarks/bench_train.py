@@ -241,16 +241,17 @@ def bench_stage(stage: str, panos: list[np.ndarray], args, peaks: dict[str, floa
 
 #: end-to-end variants: name -> (processes, extra ``hdr_core.train`` arguments); ``{pool}`` = the pool size. Several
 #: processes run under torchrun (DDP, gloo), each with ``threads / processes`` threads and its share of the batch.
+_CL = ["--channels-last", "true", "--workers", "0"]
+_POOL = [*_CL, "--pair-pool", "{pool}"]
 E2E_VARIANTS = {
     "before": (1, []),  # the config as it is (eager fp32, fresh pairs, its one loader worker)
-    "cl_pool": (1, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0"]),
-    "ddp2": (2, ["--channels-last", "true", "--workers", "0"]),
-    "ddp2_pool": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0"]),
-    "cl_pool_amp": (1, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--amp", "true"]),
-    "ddp2_pool_amp": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--amp", "true"]),
+    "cl_pool": (1, _POOL),
+    "ddp2": (2, _CL),
+    "ddp2_pool": (2, _POOL),
+    "cl_pool_amp": (1, [*_POOL, "--amp", "true"]),
+    "ddp2_pool_amp": (2, [*_POOL, "--amp", "true"]),
     # batch norm over the global batch (the one-process training; the ddp2 variants normalise per rank)
-    "ddp2_pool_syncbn": (2, ["--channels-last", "true", "--pair-pool", "{pool}", "--workers", "0", "--sync-bn",
-                             "true"]),
+    "ddp2_pool_syncbn": (2, [*_POOL, "--sync-bn", "true"]),
 }
 E2E_CONFIGS = {"crop": ("ship_panolanet_small_stage1.yaml", []),
                "pano": ("ship_panolanet_small_stage2.yaml", ["--init-from", str(ROOT / "hdr_core" / "weights" /

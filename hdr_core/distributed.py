@@ -7,9 +7,9 @@
   tensors, so on the CPU (gloo) :class:`GlobalBatchNorm2d` does the same with one all-reduce per layer forward
   (channel sums of x and x^2 in float64, from each rank's own mean and variance: no cancellation) and one backward,
   around PyTorch's fused batch norm kernels.
-* :func:`rank_items` / :func:`all_reduce_means`: validation split over the ranks like a training step (rank ``r``
-  takes items ``s*batch + r*local_batch + k`` of each global batch), its per-batch figures summed over the ranks:
-  the same pairs and the same means as one process, each pair evaluated once.
+* :func:`all_reduce_means`: validation split over the ranks like a training step (``hdr_core.train.StepSampler``),
+  its per-batch figures summed over the ranks: the same pairs and the same means as one process, each pair evaluated
+  once.
 """
 
 from __future__ import annotations
@@ -98,19 +98,11 @@ def sync_batchnorm(module: nn.Module, device: torch.device) -> int:
     batch's statistics; returns how many. CUDA: ``nn.SyncBatchNorm``; elsewhere :class:`GlobalBatchNorm2d`."""
     bns = [m for m in module.modules() if type(m) is nn.BatchNorm2d]
     if device.type == "cuda":
-        for name, child in list(module.named_children()):
-            converted = nn.SyncBatchNorm.convert_sync_batchnorm(child)
-            if converted is not child:
-                module.add_module(name, converted)
+        nn.SyncBatchNorm.convert_sync_batchnorm(module)  # replaces the children in place (module is no norm)
     else:
         for m in bns:
             m.__class__ = GlobalBatchNorm2d  # the same state: only forward changes
     return len(bns)
-
-
-def rank_items(n: int, global_batch: int, local_batch: int, rank: int) -> list[int]:
-    """Rank ``rank``'s items of ``0..n-1`` cut into global batches, in order (``n`` a multiple of the batch)."""
-    return [s * global_batch + rank * local_batch + k for s in range(n // global_batch) for k in range(local_batch)]
 
 
 def all_reduce_means(values: dict[str, list[float]]) -> dict[str, float]:
@@ -122,4 +114,4 @@ def all_reduce_means(values: dict[str, list[float]]) -> dict[str, float]:
     return {k: float(s / c) for k, (s, c) in zip(keys, sums.tolist()) if c}
 
 
-__all__ = ["GlobalBatchNorm2d", "all_reduce_means", "rank_items", "sync_batchnorm"]
+__all__ = ["GlobalBatchNorm2d", "all_reduce_means", "sync_batchnorm"]

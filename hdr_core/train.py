@@ -54,7 +54,7 @@ from hdr_core.data.splits import (
     filter_training_files,
     violations,
 )
-from hdr_core.distributed import all_reduce_means, rank_items, sync_batchnorm
+from hdr_core.distributed import all_reduce_means, sync_batchnorm
 from hdr_core.lighting import LIGHT_METRICS, light_errors
 from hdr_core.losses import lanet_loss, light_loss, log_mse, pano_masked_loss, si_mse
 from hdr_core.masks import segmentation_labels
@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> dict:
     val_styles = list(dict.fromkeys(list(mix) + list(cfg.val_styles)))
     val_sets: dict[str, PairDataset] = {}
     if val_files:
-        n_val = cfg.eval_batches * cfg.batch_size  # under DDP each rank evaluates its share (rank_items)
+        n_val = cfg.eval_batches * cfg.batch_size  # under DDP each rank evaluates its share (StepSampler)
         val_panos = load_panoramas(val_files, load_h)
         for s in val_styles:
             val_sets[s] = PairDataset(val_panos, dataclasses.replace(pair_cfg, style=s), n_val, seed=12345,
@@ -542,10 +542,10 @@ def main(argv: list[str] | None = None) -> dict:
     if cfg.pair_pool and start_step < cfg.steps:
         t = time.time()
         size = min(cfg.pair_pool, len(train_ds))
-        # rank r reads items s*batch + r*local_batch + k: with a pool size that the global batch divides, those are
-        # the pool slots j with j % batch in [r*local_batch, (r+1)*local_batch), so each rank makes only its own
-        # share; otherwise every rank makes the whole pool (the same pairs either way)
-        slots = ([j for j in range(size) if rank * local_batch <= j % cfg.batch_size < (rank + 1) * local_batch]
+        # item i reads slot i % size: with a pool size that the global batch divides, rank r reads exactly the slots
+        # its sampler gives over the pool's first size / batch steps, so each rank makes only its own share;
+        # otherwise every rank makes the whole pool (the same pairs either way)
+        slots = (list(StepSampler(0, size // cfg.batch_size, cfg.batch_size, local_batch, rank))
                  if world > 1 and size % cfg.batch_size == 0 else None)
         train_ds = PairPool(train_ds, size, workers=cfg.workers, device=device, slots=slots)
         workers = 0  # nothing left to compute per item
@@ -573,10 +573,9 @@ def main(argv: list[str] | None = None) -> dict:
         if not val_sets:
             return {}
         if not val_batches:
-            mine = rank_items(len(next(iter(val_sets.values()))), cfg.batch_size, local_batch, rank)
+            mine = StepSampler(0, cfg.eval_batches, cfg.batch_size, local_batch, rank)  # as a training step
             val_batches.update({s: [to_device(b, device, cfg.channels_last)
-                                    for b in torch.utils.data.DataLoader(torch.utils.data.Subset(ds, mine),
-                                                                         batch_size=local_batch, num_workers=0)]
+                                    for b in torch.utils.data.DataLoader(ds, batch_size=local_batch, sampler=mine)]
                                 for s, ds in val_sets.items()})
         model.eval()
         out: dict[str, float] = {}

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from hdr_core.distributed import GlobalBatchNorm2d, all_reduce_means, rank_items, sync_batchnorm
+from hdr_core.distributed import GlobalBatchNorm2d, all_reduce_means, sync_batchnorm
 
 C = 5
 
@@ -96,13 +96,16 @@ def test_global_batchnorm_without_a_process_group_is_batchnorm():
     torch.testing.assert_close(net(x), plain(x), rtol=0, atol=0)
 
 
-def test_rank_items_cover_each_global_batch_like_the_step_sampler():
+def test_step_sampler_shares_cover_each_global_batch():
+    """The sharding of training steps, validation and the pair pool's slots under DDP."""
+    from hdr_core.train import StepSampler
+
     n, batch, world = 12, 4, 2
     local = batch // world
-    shares = [rank_items(n, batch, local, r) for r in range(world)]
+    shares = [list(StepSampler(0, n // batch, batch, local, r)) for r in range(world)]
     assert shares[0] == [0, 1, 4, 5, 8, 9] and shares[1] == [2, 3, 6, 7, 10, 11]
     assert sorted(shares[0] + shares[1]) == list(range(n))
-    assert rank_items(n, batch, batch, 0) == list(range(n))  # one process: everything, in order
+    assert list(StepSampler(0, n // batch, batch, batch, 0)) == list(range(n))  # one process: everything, in order
 
 
 def test_all_reduce_means_in_one_process():
