@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/bench_models.py [--models lanet_small panolanet_small ...] [--runs 5] [--threads 2]
 
+``--models`` takes registered names and checkpoint folders (``model.json`` + weights, e.g. a training run's
+``RUN/model``: its own architecture, with its trained weights).
+
 The default models are the shipped one, the ablation and the compute-matched ported baselines (issue #7); their
 training step uses siMSE as a stand-in for each method's own loss (the loss costs little next to the network).
 
@@ -48,13 +51,20 @@ def median_time(fn, runs: int, warmup: bool = True) -> float:
     return statistics.median(times)
 
 
+def build(name: str) -> torch.nn.Module:
+    """The registered model ``name`` (random weights), or the model of the checkpoint folder ``name``."""
+    from hdr_core.checkpoint import load_model
+    from hdr_core.models import create_model
+
+    return load_model(name) if (Path(name) / "model.json").is_file() else create_model(name)
+
+
 def bench(name: str, w: int, h: int, runs: int, threads: int) -> dict:
     import onnxruntime as ort
 
     from hdr_core.export import export_onnx
-    from hdr_core.models import create_model
 
-    model = create_model(name).eval()
+    model = build(name).eval()
     x = torch.rand(1, 3, h, w) * 2 - 1
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         model(x)
@@ -74,10 +84,9 @@ def bench(name: str, w: int, h: int, runs: int, threads: int) -> dict:
 
 def train_steps_per_s(name: str, stage: str, batch: int, steps: int = 5) -> float:
     from hdr_core.losses import pano_masked_loss, si_mse
-    from hdr_core.models import create_model
     from hdr_core.train import trained_module
 
-    net = create_model(name)
+    net = build(name)
     module = trained_module(net, stage)
     opt = torch.optim.Adam(module.parameters(), lr=4e-5, betas=(0.5, 0.999))
     shape = (batch, 3, 256, 256) if stage == "crop" else (batch, 3, 256, 512)
@@ -115,9 +124,11 @@ def main() -> None:
             print(f"| {r['model']} | {r['size']} | {r['params_M']:.2f} | {r['gflops']:.1f} | {r['torch_s']:.3f} | "
                   f"{r['ort_s']:.3f} | {r['ratio']:.2f} | {r['ort_gflops_s']:.0f} |", flush=True)
     if not args.no_train:
+        from hdr_core.export import is_panorama_model
+
         print("\n| model | stage | batch | training steps/s |\n|---|---|---|---|")
         for name in args.models:
-            stages = [("crop", 16)] + ([("pano", 4)] if name.startswith("pano") else [])
+            stages = [("crop", 16)] + ([("pano", 4)] if is_panorama_model(build(name)) else [])
             for stage, batch in stages:
                 print(f"| {name} | {stage} | {batch} | {train_steps_per_s(name, stage, batch):.3f} |", flush=True)
 

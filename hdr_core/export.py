@@ -28,10 +28,10 @@ class ExportModule(torch.nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor):
-        if hasattr(self.model, "forward_aligned"):  # LANet & co: the caller pads to the model's multiple (traced
-            out, _ = self.model.forward_aligned(x)  # pads would be constants of the graph)
-        else:
+        if is_panorama_model(self.model):  # a fixed-size graph
             out = self.model(x)
+        else:  # LANet & co: the caller pads to the model's multiple (traced pads would be constants of the graph)
+            out, _ = self.model.forward_aligned(x)
         mask = out.merge_mask if out.merge_mask is not None else torch.zeros_like(x[:, :1])
         return out.log_hdr, mask
 

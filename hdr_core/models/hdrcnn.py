@@ -70,7 +70,7 @@ from torch import Tensor, nn
 
 from hdr_core.color import linear_to_srgb
 from hdr_core.models._registry import ModelConfig, register_model
-from hdr_core.models.layers import HDRModel, HDROutput, SkipFuse, pad_to_multiple, trunc_normal_
+from hdr_core.models.layers import HDRModel, HDROutput, SkipFuse, trunc_normal_
 
 __all__ = ["HDRCNNConfig", "HDRCNNNet", "HDRCNN", "VGGEncoder", "UpBlock", "highlight_mask", "gaussian_kernel_1d",
            "log_luminance", "illumination_reflectance_loss", "skip_transform"]
@@ -334,11 +334,6 @@ class HDRCNN(HDRModel):
         if g != 1.0:
             log_hdr = g * log_hdr
         return HDROutput(log_hdr=log_hdr, aux={"log_pred": log_pred, "alpha": alpha}), None
-
-    def forward(self, x: Tensor) -> HDROutput:
-        h, w = x.shape[-2:]
-        out, _ = self.forward_aligned(pad_to_multiple(x, PAD_MULTIPLE))
-        return out.crop(h, w)
 
     def training_loss(self, out: HDROutput, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """The official masked illumination + reflectance loss against ``batch["hdr_camera"]`` (module doc).

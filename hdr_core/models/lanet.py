@@ -37,7 +37,6 @@ from hdr_core.models.layers import (
     ReplicateConv2d,
     UNetDecoder,
     log_linear_input,
-    pad_to_multiple,
     trunc_normal_,
 )
 from hdr_core.models.resnet import ResNetEncoder
@@ -135,16 +134,6 @@ class LANet(HDRModel):
         d0 = self.conv0(self.up0(h, size=x.shape[-2:]))
         log_hdr = self.out_conv(torch.cat([d0, log_linear_input(x)], dim=1))
         return HDROutput(log_hdr=log_hdr, seg_logits=seg, attention=att)
-
-    def forward_aligned(self, x: Tensor) -> tuple[HDROutput, Tensor]:
-        """Forward on an input whose sides are multiples of 32; also returns d1 (panoLANet's skip features)."""
-        feats = self.forward_features(x)
-        return self.forward_head(feats, x), feats[-1]
-
-    def forward(self, x: Tensor) -> HDROutput:
-        h, w = x.shape[-2:]
-        out, _ = self.forward_aligned(pad_to_multiple(x, PAD_MULTIPLE))
-        return out.crop(h, w)
 
 
 @register_model(LANetConfig())

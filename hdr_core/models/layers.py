@@ -235,9 +235,25 @@ class HDROutput:
 
 
 class HDRModel(nn.Module):
-    """Common base: ``config``, ``num_params`` and a plain-tensor ``forward_export``."""
+    """Common base: ``config``, ``num_params``, the any-size ``forward`` and a plain-tensor ``forward_export``.
+
+    A subclass defines ``forward_aligned(x) -> (HDROutput, features or None)`` on inputs whose sides are multiples of
+    ``pad_multiple`` (the ONNX export entry point), or ``forward_features`` + ``forward_head`` for the default one.
+    """
 
     config: object
+    pad_multiple: int = 1  #: the encoder's total stride; forward pads to it, ONNX graphs need it
+
+    def forward_aligned(self, x: Tensor) -> tuple[HDROutput, Tensor | None]:
+        """``forward_head(forward_features(x), x)`` and the last decoder features (panoLANet's d1 skip)."""
+        feats = self.forward_features(x)
+        return self.forward_head(feats, x), feats[-1]
+
+    def forward(self, x: Tensor) -> HDROutput:
+        """Any input size: padded at the bottom/right to ``pad_multiple``, ``forward_aligned``, cropped back."""
+        h, w = x.shape[-2:]
+        out, _ = self.forward_aligned(pad_to_multiple(x, self.pad_multiple))
+        return out.crop(h, w)
 
     def num_params(self, trainable_only: bool = False) -> int:
         """Number of parameters (all, or only those with ``requires_grad``)."""

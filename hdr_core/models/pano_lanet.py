@@ -38,7 +38,6 @@ from hdr_core.models.layers import (
     SkipFuse,
     UNetDecoder,
     log_linear_input,
-    pad_to_multiple,
     trunc_normal_,
 )
 from hdr_core.models.resnet import ResNetEncoder
@@ -103,6 +102,8 @@ class ResUNet(HDRModel):
     ``d0 = up(relu d1) -> 3`` (no norm), ``log_hdr = SkipFuse(d0, log(lin))``. Any input size (padded like LANet).
     """
 
+    pad_multiple = PAD_MULTIPLE
+
     def __init__(self, config: LANetConfig | None = None):
         super().__init__()
         cfg = self.config = config or LANetConfig(bottleneck_ch=512)
@@ -117,16 +118,6 @@ class ResUNet(HDRModel):
 
     def forward_head(self, feats: list[Tensor], x: Tensor) -> HDROutput:
         return HDROutput(log_hdr=self.out_fuse(self.up0(feats[-1], size=x.shape[-2:]), log_linear_input(x)))
-
-    def forward_aligned(self, x: Tensor) -> tuple[HDROutput, Tensor]:
-        """Forward on a multiple-of-32 input; also returns d1."""
-        feats = self.forward_features(x)
-        return self.forward_head(feats, x), feats[-1]
-
-    def forward(self, x: Tensor) -> HDROutput:
-        h, w = x.shape[-2:]
-        out, _ = self.forward_aligned(pad_to_multiple(x, PAD_MULTIPLE))
-        return out.crop(h, w)
 
 
 class CeilingBranch(nn.Module):

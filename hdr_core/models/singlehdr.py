@@ -86,7 +86,7 @@ from hdr_core.color import linear_to_srgb
 from hdr_core.models._registry import ModelConfig, register_model
 from hdr_core.models.crf_basis import N_COMPONENTS, N_SAMPLES, load_basis, sigmoid_inverse_crf
 from hdr_core.models.hdrcnn import HDRCNNConfig, HDRCNNNet, highlight_mask
-from hdr_core.models.layers import HDRModel, HDROutput, pad_to_multiple
+from hdr_core.models.layers import HDRModel, HDROutput
 
 __all__ = ["SingleHDRConfig", "SingleHDR", "DequantizationNet", "LinearizationNet", "sobel_kernel", "sobel_edges",
            "soft_histogram", "increasing", "apply_inverse_crf", "true_inverse_crf", "mu_law", "exposure_mask"]
@@ -380,11 +380,6 @@ class SingleHDR(HDRModel):
         aux = {"dequantized": c, "linearized": b, "hdr_linear": a, "alpha": alpha,
                "inv_crf": inv_crf[:, :, None, None]}
         return HDROutput(log_hdr=torch.log(a.clamp_min(1e-8)), aux=aux), None
-
-    def forward(self, x: Tensor) -> HDROutput:
-        h, w = x.shape[-2:]
-        out, _ = self.forward_aligned(pad_to_multiple(x, PAD_MULTIPLE))
-        return out.crop(h, w)
 
     def training_loss(self, out: HDROutput, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, float]]:
         """The joint three-stage loss of the module docstring against ``display``, ``hdr_camera`` and ``crf``.
