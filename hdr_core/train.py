@@ -565,11 +565,15 @@ def main(argv: list[str] | None = None) -> dict:
         writer = SummaryWriter(str(out_dir / "tb"), purge_step=start_step)
 
     val_batches: dict[str, list[dict]] = {}  # the fixed validation pairs, made at the first evaluation, then kept
+    val_ldr_light: dict[str, float] = {}  # the plain LDR's light figures on those pairs (stage pano)
 
     @torch.no_grad()
     def evaluate() -> dict[str, float]:
         """``val/<style>/loss`` and ``val/<style>/si_mse`` per style; ``val/loss`` and ``val/si_mse`` are their
-        means weighted by the training mix (with the default mix, exactly the virtual camera's)."""
+        means weighted by the training mix (with the default mix, exactly the virtual camera's). Stage ``pano``
+        also gives the light-accuracy figures ``val/<style>/irr_err`` ... and, beside them, the plain LDR's own
+        (``val/<style>/ldr_irr_err`` ...: the linearised input calibrated to itself, render_eval's "LDR" row; the
+        same pairs every time, so computed once)."""
         if not val_sets:
             return {}
         if not val_batches:
@@ -577,8 +581,17 @@ def main(argv: list[str] | None = None) -> dict:
             val_batches.update({s: [to_device(b, device, cfg.channels_last)
                                     for b in torch.utils.data.DataLoader(ds, batch_size=local_batch, sampler=mine)]
                                 for s, ds in val_sets.items()})
+            if cfg.stage == "pano":
+                ldr_light: dict[str, list[float]] = collections.defaultdict(list)
+                for s, batches in val_batches.items():
+                    for batch in batches:
+                        ldr = batch["ldr"].float()
+                        errs = light_errors(calibrate(ldr, ldr, channel_axis=1), batch["hdr"].float())
+                        for k, v in errs.items():
+                            ldr_light[f"val/{s}/ldr_{k}"].append(v.mean().item())
+                val_ldr_light.update(all_reduce_means(ldr_light))
         model.eval()
-        out: dict[str, float] = {}
+        out: dict[str, float] = dict(val_ldr_light)
         per_batch: dict[str, list[float]] = collections.defaultdict(list)  # this rank's batches
         for s, batches in val_batches.items():
             for batch in batches:

@@ -217,6 +217,9 @@ def test_panolanet_two_stages_and_dataloader_workers(tmp_path, pano_folder):
     summary = main(_args(pano_folder, s2, "--model", "panolanet_small", "--stage", "pano", "--pano-height", "32",
                          "--init-from", str(s1), "--steps", "2", "--eval-every", "2", "--lr", "0"))
     assert summary["steps"] == 2 and summary["val/loss"] > 0
+    # beside the model's light figures, the plain LDR's on the same pairs: fixed, and darker than the truth (it clips)
+    assert summary["val/initial_virtual/ldr_irr_err"] == summary["val/virtual/ldr_irr_err"] > 0
+    assert summary["val/virtual/ldr_irr_bias"] < 0 and "val/virtual/irr_err" in summary
     stage2 = load_model(s2 / "model")
     pano1, pano2 = dict(stage1.pano.named_parameters()), dict(stage2.pano.named_parameters())
     assert all((pano1[k] == pano2[k]).all() for k in pano1)  # lr 0: the stage-1 branch is carried over
