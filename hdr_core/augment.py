@@ -12,7 +12,8 @@ import numpy as np
 
 from hdr_core.color import LUMA_709
 
-__all__ = ["rotate_azimuth", "flip_horizontal", "jitter_exposure", "jitter_white_balance", "random_pano_augment"]
+__all__ = ["rotate_azimuth", "flip_horizontal", "jitter_exposure", "jitter_white_balance", "random_pano_augment",
+           "draw_pano_augment", "apply_pano_augment"]
 
 
 def _is_numpy(x) -> bool:
@@ -106,13 +107,39 @@ def jitter_white_balance(hdr, rng: np.random.Generator, max_ratio: float = 1.1):
     return _scale_channels(hdr, gains / np.dot(LUMA_709, gains))
 
 
+def draw_pano_augment(rng: np.random.Generator, width: int, *, flip_p: float = 0.5,
+                      stops: tuple[float, float] = (-1.0, 1.0), wb_max_ratio: float = 1.1) -> dict:
+    """The random numbers of :func:`random_pano_augment`, drawn in its order (the generator is consumed the same).
+
+    Returns:
+        ``shift`` (columns of the azimuth rotation), ``flip`` (mirror or not), ``scale`` (the exposure factor
+        ``2 ** U(stops)``), ``wb`` (the 3 white-balance gains, as :func:`jitter_white_balance` makes them).
+    """
+    shift = int(rng.integers(width))
+    flip = bool(rng.random() < flip_p)
+    scale = 2.0 ** rng.uniform(*stops)
+    log_r = np.log(wb_max_ratio)
+    gains = np.exp(rng.uniform(-log_r, log_r, size=3))
+    return {"shift": shift, "flip": flip, "scale": scale, "wb": gains / np.dot(LUMA_709, gains)}
+
+
+def apply_pano_augment(hdr, draws: dict):
+    """:func:`random_pano_augment` with the numbers of :func:`draw_pano_augment` (a new array/tensor)."""
+    out = rotate_azimuth(hdr, draws["shift"])
+    if draws["flip"]:
+        out = flip_horizontal(out)
+    out = _scale_channels(out, np.full(hdr.shape[-1] if _is_numpy(hdr) else hdr.shape[-3], draws["scale"]))
+    return _scale_channels(out, np.asarray(draws["wb"]))
+
+
 def random_pano_augment(hdr, rng: np.random.Generator, *, flip_p: float = 0.5,
                         stops: tuple[float, float] = (-1.0, 1.0), wb_max_ratio: float = 1.1):
     """Random azimuth rotation (uniform whole-pixel shift), mirror with probability ``flip_p``, exposure, white balance.
 
     Args:
         hdr: Linear HDR panorama, ``H x W x 3`` array or ``... x 3 x H x W`` tensor.
-        rng: Random generator (consumed in a fixed order: shift, flip, exposure, white balance).
+        rng: Random generator (consumed in a fixed order: shift, flip, exposure, white balance;
+            :func:`draw_pano_augment` draws the same numbers without an image).
         flip_p: Probability of :func:`flip_horizontal`.
         stops: Exposure range for :func:`jitter_exposure`.
         wb_max_ratio: ``max_ratio`` of :func:`jitter_white_balance`.
@@ -120,8 +147,5 @@ def random_pano_augment(hdr, rng: np.random.Generator, *, flip_p: float = 0.5,
     Returns:
         The augmented panorama (a new array/tensor).
     """
-    out = rotate_azimuth(hdr, int(rng.integers(_width(hdr))))
-    if rng.random() < flip_p:
-        out = flip_horizontal(out)
-    out = jitter_exposure(out, rng, stops)
-    return jitter_white_balance(out, rng, wb_max_ratio)
+    return apply_pano_augment(hdr, draw_pano_augment(rng, _width(hdr), flip_p=flip_p, stops=stops,
+                                                     wb_max_ratio=wb_max_ratio))

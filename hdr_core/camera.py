@@ -108,6 +108,15 @@ def jpeg_roundtrip(ldr: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
 
 
+def draw_camera(rng: np.random.Generator, config: CameraConfig = CameraConfig()) -> dict:
+    """The random numbers of :func:`virtual_camera`, drawn in its order (the generator is consumed the same):
+    ``dynamic_range_ev``, ``sigma``, ``n``, then ``use_jpeg`` and ``jpeg_quality`` (both drawn whether or not the
+    photo is a JPEG)."""
+    return {"dynamic_range_ev": rng.uniform(*config.dynamic_range_ev), "sigma": rng.uniform(*config.sigma),
+            "n": rng.uniform(*config.n), "use_jpeg": rng.random() < config.jpeg_prob,
+            "jpeg_quality": int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))}
+
+
 def virtual_camera(hdr: np.ndarray, rng: np.random.Generator | int | None = None,
                    config: CameraConfig = CameraConfig(), **fixed) -> tuple[np.ndarray, CameraParams]:
     """Take one synthetic LDR photograph of a linear HDR image.
@@ -130,13 +139,8 @@ def virtual_camera(hdr: np.ndarray, rng: np.random.Generator | int | None = None
     if hdr.ndim != 3 or hdr.shape[-1] != 3:
         raise ValueError(f"virtual camera: expected an HxWx3 image, got shape {hdr.shape}")
     # Always draw every random number, so a fixed parameter does not shift the others' stream.
-    draws = {
-        "dynamic_range_ev": rng.uniform(*config.dynamic_range_ev),
-        "sigma": rng.uniform(*config.sigma),
-        "n": rng.uniform(*config.n),
-    }
-    use_jpeg = rng.random() < config.jpeg_prob
-    quality = int(rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1))
+    draws = draw_camera(rng, config)
+    use_jpeg, quality = draws.pop("use_jpeg"), draws.pop("jpeg_quality")
     draws.update({k: v for k, v in fixed.items() if k in draws})
     dr, sigma, n = draws["dynamic_range_ev"], draws["sigma"], draws["n"]
     exposure = fixed.get("exposure") or auto_exposure(hdr, dr, sigma, n, config.target_mean, config.metering_pixels)

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from hdr_core.augment import (
+    apply_pano_augment,
+    draw_pano_augment,
     flip_horizontal,
     jitter_exposure,
     jitter_white_balance,
@@ -90,3 +92,13 @@ def test_random_augment_seeded_and_not_in_place(pano):
     # geometry only (no photometric change): the multiset of pixels is preserved
     geo = random_pano_augment(pano, np.random.default_rng(3), stops=(0, 0), wb_max_ratio=1.0)
     np.testing.assert_allclose(np.sort(geo.ravel()), np.sort(pano.ravel()), rtol=1e-6)
+
+
+def test_drawn_numbers_replay_the_augmentation_and_consume_the_generator_alike(pano):
+    """draw_pano_augment + apply_pano_augment is random_pano_augment (DevicePairs replays the draws on a GPU)."""
+    r1, r2 = np.random.default_rng(11), np.random.default_rng(11)
+    d = draw_pano_augment(r1, pano.shape[1], flip_p=0.7, stops=(-2, 1), wb_max_ratio=1.3)
+    np.testing.assert_array_equal(apply_pano_augment(pano, d),
+                                  random_pano_augment(pano, r2, flip_p=0.7, stops=(-2, 1), wb_max_ratio=1.3))
+    assert r1.random() == r2.random()  # the same numbers were taken
+    assert 0 <= d["shift"] < pano.shape[1] and 0.25 <= d["scale"] <= 2 and np.dot(LUMA_709, d["wb"]) == pytest.approx(1)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hdr_core.camera import CameraConfig, crf, virtual_camera
+from hdr_core.camera import CameraConfig, crf, draw_camera, virtual_camera
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +62,13 @@ def test_jpeg_and_fixed_parameters():
         virtual_camera(scene, 1, gamma=2.2)
     with pytest.raises(ValueError, match="black"):
         virtual_camera(np.zeros((4, 8, 3), np.float32), 0)
+
+
+def test_draw_camera_takes_the_numbers_virtual_camera_takes(scene):
+    cfg = CameraConfig(jpeg_prob=0.5)
+    r1, r2 = np.random.default_rng(4), np.random.default_rng(4)
+    d = draw_camera(r1, cfg)
+    _, params = virtual_camera(scene, r2, cfg)
+    assert (params.dynamic_range_ev, params.sigma, params.n) == (d["dynamic_range_ev"], d["sigma"], d["n"])
+    assert params.jpeg_quality == (d["jpeg_quality"] if d["use_jpeg"] else None)
+    assert r1.random() == r2.random()

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hdr_core.augment import random_pano_augment
+from hdr_core.augment import draw_pano_augment, random_pano_augment
 from hdr_core.calibration import calibrate
-from hdr_core.camera import CameraConfig, expose, virtual_camera
-from hdr_core.color import LUMA_709, ldr_to_linear
+from hdr_core.camera import CameraConfig, draw_camera, expose, virtual_camera
+from hdr_core.color import ldr_to_linear
 from hdr_core.io import read_hdr
 from hdr_core.looks import LDR_STYLES, make_ldr
 from hdr_core.projections import perspective_crop, standard_views
@@ -252,17 +252,13 @@ class DevicePairs:
         ds, cam = self.ds, self.ds.config.camera
         rng = np.random.default_rng([ds.seed, int(i)])
         d: dict = {"scene": int(rng.integers(len(ds.panoramas)))}
-        if ds.augment:  # hdr_core.augment.random_pano_augment's order: shift, flip, exposure, white balance
-            d["shift"] = int(rng.integers(ds.panoramas[d["scene"]].shape[1]))
-            d["flip"] = bool(rng.random() < 0.5)
-            d["scale"] = np.float32(2.0 ** rng.uniform(-1.0, 1.0))
-            gains = np.exp(rng.uniform(-np.log(1.1), np.log(1.1), size=3))
-            d["wb"] = (gains / np.dot(LUMA_709, gains)).astype(np.float32)
+        if ds.augment:
+            d.update(draw_pano_augment(rng, ds.panoramas[d["scene"]].shape[1]))
+            d["scale"], d["wb"] = np.float32(d["scale"]), d["wb"].astype(np.float32)  # as the float32 products
         if ds.config.mode == "crop":
             d["view"] = ds._view(rng, i)
-        d["dr"], d["sigma"], d["n"] = (rng.uniform(*cam.dynamic_range_ev), rng.uniform(*cam.sigma),
-                                       rng.uniform(*cam.n))
-        rng.random(), rng.integers(cam.jpeg_quality[0], cam.jpeg_quality[1] + 1)  # JPEG: drawn, never used here
+        c = draw_camera(rng, cam)  # its JPEG numbers are drawn, never used here (supports: no JPEG)
+        d["dr"], d["sigma"], d["n"] = c["dynamic_range_ev"], c["sigma"], c["n"]
         return d
 
     def _hdr(self, d: dict) -> torch.Tensor:
