@@ -194,6 +194,10 @@ class PanoLANet(HDRModel):
         return HDROutput(log_hdr=log_hdr, seg_logits=pano_out.seg_logits, attention=pano_out.attention,
                          merge_mask=m, ceiling_log_hdr=ceil_log, pano_log_hdr=pano_out.log_hdr)
 
+    def forward_aligned(self, x: Tensor):
+        raise TypeError("panoLANet has no padded any-size forward: it takes whole 2:1 panoramas (forward) or, for "
+                        "its panorama branch alone, any size (forward_pano)")
+
     def forward(self, x: Tensor) -> HDROutput:
         self.check_input(x)
         pano_out, d1 = self.forward_features(x)
