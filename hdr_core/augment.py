@@ -84,8 +84,7 @@ def jitter_exposure(hdr, rng: np.random.Generator, stops: tuple[float, float] = 
     Returns:
         The scaled image, same dtype.
     """
-    scale = 2.0 ** rng.uniform(*stops)
-    return _scale_channels(hdr, np.full(hdr.shape[-1] if _is_numpy(hdr) else hdr.shape[-3], scale))
+    return _expose(hdr, _draw_exposure(rng, stops))
 
 
 def jitter_white_balance(hdr, rng: np.random.Generator, max_ratio: float = 1.1):
@@ -102,9 +101,21 @@ def jitter_white_balance(hdr, rng: np.random.Generator, max_ratio: float = 1.1):
     Returns:
         The re-balanced image, same dtype.
     """
+    return _scale_channels(hdr, _draw_wb_gains(rng, max_ratio))
+
+
+def _draw_exposure(rng: np.random.Generator, stops: tuple[float, float]) -> float:
+    return 2.0 ** rng.uniform(*stops)
+
+
+def _expose(hdr, scale: float):
+    return _scale_channels(hdr, np.full(hdr.shape[-1] if _is_numpy(hdr) else hdr.shape[-3], scale))
+
+
+def _draw_wb_gains(rng: np.random.Generator, max_ratio: float) -> np.ndarray:
     log_r = np.log(max_ratio)
     gains = np.exp(rng.uniform(-log_r, log_r, size=3))
-    return _scale_channels(hdr, gains / np.dot(LUMA_709, gains))
+    return gains / np.dot(LUMA_709, gains)
 
 
 def draw_pano_augment(rng: np.random.Generator, width: int, *, flip_p: float = 0.5,
@@ -117,10 +128,8 @@ def draw_pano_augment(rng: np.random.Generator, width: int, *, flip_p: float = 0
     """
     shift = int(rng.integers(width))
     flip = bool(rng.random() < flip_p)
-    scale = 2.0 ** rng.uniform(*stops)
-    log_r = np.log(wb_max_ratio)
-    gains = np.exp(rng.uniform(-log_r, log_r, size=3))
-    return {"shift": shift, "flip": flip, "scale": scale, "wb": gains / np.dot(LUMA_709, gains)}
+    scale = _draw_exposure(rng, stops)
+    return {"shift": shift, "flip": flip, "scale": scale, "wb": _draw_wb_gains(rng, wb_max_ratio)}
 
 
 def apply_pano_augment(hdr, draws: dict):
@@ -128,8 +137,7 @@ def apply_pano_augment(hdr, draws: dict):
     out = rotate_azimuth(hdr, draws["shift"])
     if draws["flip"]:
         out = flip_horizontal(out)
-    out = _scale_channels(out, np.full(hdr.shape[-1] if _is_numpy(hdr) else hdr.shape[-3], draws["scale"]))
-    return _scale_channels(out, np.asarray(draws["wb"]))
+    return _scale_channels(_expose(out, draws["scale"]), np.asarray(draws["wb"]))
 
 
 def random_pano_augment(hdr, rng: np.random.Generator, *, flip_p: float = 0.5,
