@@ -231,10 +231,16 @@ def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, di
             light, terms = light_loss(out.log_hdr.float(), batch["hdr"], batch["ldr"], *weights, return_parts=True)
             loss = loss + light
             parts.update({f"light_{k}": v.item() for k, v in terms.items()})
-        with torch.no_grad():
-            pred = calibrate(out.log_hdr.detach().float().clamp(max=20).exp(), batch["ldr"], channel_axis=1)
-            parts.update({k: v.mean().item() for k, v in light_errors(pred, batch["hdr"]).items()})
+        parts.update(light_figures(out.log_hdr.detach().float().clamp(max=20).exp(), batch))
     return loss, parts
+
+
+@torch.no_grad()
+def light_figures(pred: torch.Tensor, batch: dict) -> dict[str, float]:
+    """Batch means of :func:`hdr_core.lighting.light_errors` for linear panoramas ``pred``, calibrated to the
+    batch's LDR input (Eq. 1, as render_eval does it) against its calibrated HDR."""
+    pred = calibrate(pred, batch["ldr"], channel_axis=1)
+    return {k: v.mean().item() for k, v in light_errors(pred, batch["hdr"]).items()}
 
 
 def autocast_context(cfg: TrainConfig, device: torch.device):
@@ -585,10 +591,8 @@ def main(argv: list[str] | None = None) -> dict:
                 ldr_light: dict[str, list[float]] = collections.defaultdict(list)
                 for s, batches in val_batches.items():
                     for batch in batches:
-                        ldr = batch["ldr"].float()
-                        errs = light_errors(calibrate(ldr, ldr, channel_axis=1), batch["hdr"].float())
-                        for k, v in errs.items():
-                            ldr_light[f"val/{s}/ldr_{k}"].append(v.mean().item())
+                        for k, v in light_figures(batch["ldr"].float(), batch).items():
+                            ldr_light[f"val/{s}/ldr_{k}"].append(v)
                 val_ldr_light.update(all_reduce_means(ldr_light))
         model.eval()
         out: dict[str, float] = dict(val_ldr_light)
