@@ -48,15 +48,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def save_model(folder: str | Path, model, extra: dict | None = None, max_shard_bytes: int = 0) -> Path:
+def save_model(folder: str | Path, model, extra: dict | None = None, max_shard_bytes: int = 0,
+               dtype=None) -> Path:
     """Save ``model`` (a registered hdr_core model) as ``folder/model.safetensors`` + ``folder/model.json``; with
     ``max_shard_bytes`` and more weights than that, as shards of at most that size (a tensor never splits: one larger
-    than the limit gets a shard of its own)."""
+    than the limit gets a shard of its own). ``dtype`` (e.g. ``torch.float16``, half the bytes of a shipped model)
+    stores every floating-point tensor in that type; loading casts back to the model's own (``load_state_dict``)."""
     from safetensors.torch import save
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     for old in [folder / INDEX, *folder.glob("model-*-of-*.safetensors")]:  # a previous save's other layout
         old.unlink(missing_ok=True)
     total = sum(v.numel() * v.element_size() for v in state.values())
@@ -81,6 +85,8 @@ def save_model(folder: str | Path, model, extra: dict | None = None, max_shard_b
         atomic_write_text(folder / INDEX, json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map},
                                                      indent=1))
     meta = {"model": model.model_name, "config": model.config.to_dict(), **(extra or {})}
+    if dtype is not None:
+        meta["weights_dtype"] = str(dtype).removeprefix("torch.")
     atomic_write_text(folder / META, json.dumps(meta, indent=2, sort_keys=True))
     return folder
 

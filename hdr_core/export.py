@@ -59,8 +59,47 @@ def _add_metadata(onnx_path: str, model: torch.nn.Module, example_hw: tuple[int,
     onnx.save(proto, onnx_path)
 
 
+#: The inputs (by op, the input indices) that ``half_weights`` stores in float16: the network's parameters.
+_WEIGHT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
+                  "BatchNormalization": (1, 2, 3, 4)}
+
+
+def _half_weights(onnx_path: str) -> None:
+    """Store the float32 parameters of the convolutions, matmuls and batch norms as float16, each with a ``Cast``
+    back to float32 (ONNX Runtime folds the casts, and fuses each batch norm into its conv, when it loads the graph:
+    inference runs in float32 on exactly the float16-rounded parameters of the checkpoint).
+
+    Only those inputs: the graph's other constants (the P2C/C2P sampling grids, eps, scales) stay float32, since half
+    precision would move a 1024-pixel coordinate by up to a quarter pixel."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(onnx_path)
+    graph = proto.graph
+    inits = {t.name: t for t in graph.initializer}
+    users: dict[str, set[bool]] = {}
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in inits:
+                users.setdefault(name, set()).add(i in _WEIGHT_INPUTS.get(node.op_type, ()))
+    casts = []
+    for name, uses in users.items():
+        t = inits[name]
+        if uses != {True} or t.data_type != onnx.TensorProto.FLOAT:
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16), f"{name}.fp16")
+        t.CopyFrom(half)
+        casts.append(helper.make_node("Cast", [half.name], [name], to=onnx.TensorProto.FLOAT, name=f"{name}.cast"))
+    nodes = [*casts, *graph.node]  # the casts before every user: the node list stays topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, onnx_path)
+
+
 def export_onnx(model: torch.nn.Module, path: str | os.PathLike, example_hw: tuple[int, int] | None = None,
-                opset: int = OPSET) -> Path:
+                opset: int = OPSET, half_weights: bool = False) -> Path:
     """Export ``model`` (eval mode, CPU) to ``path`` atomically.
 
     Single-image graphs (LANet, the baselines) have dynamic batch, height and width, for sides that are multiples of
@@ -68,7 +107,8 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, example_hw: tup
     (:meth:`hdr_core.predict.Predictor.run_network` does). panoLANet graphs have a dynamic batch and the fixed size
     ``example_hw`` (default 512x1024, the reference test size): the P2C/C2P sampling grids are constants of the
     graph. The size is stored in the file's metadata (``input_size``) and :class:`hdr_core.predict.Predictor`
-    resizes inputs to it.
+    resizes inputs to it. ``half_weights`` stores the convolution weights in float16 (half the file; see
+    :func:`_half_weights`), for a model whose weights are float16-rounded anyway (``save_model(dtype=...)``).
     """
     pano = is_panorama_model(model)
     example_hw = example_hw or ((512, 1024) if pano else (256, 512))
@@ -89,9 +129,14 @@ def export_onnx(model: torch.nn.Module, path: str | os.PathLike, example_hw: tup
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # TorchScript-exporter deprecation and instance-norm notices
-            torch.onnx.export(wrapper, (x,), tmp, dynamo=False, opset_version=opset,
+            # half weights: batch norms stay nodes (PRESERVE on an eval-mode model: no conv-BN fusion at export,
+            # which would round the fused products instead of the checkpoint's parameters); ORT fuses them
+            mode = torch.onnx.TrainingMode.PRESERVE if half_weights else torch.onnx.TrainingMode.EVAL
+            torch.onnx.export(wrapper, (x,), tmp, dynamo=False, opset_version=opset, training=mode,
                               input_names=["x"], output_names=["log_hdr", "merge_mask"],
                               dynamic_axes=dynamic)
+        if half_weights:
+            _half_weights(tmp)
         _add_metadata(tmp, model, example_hw)
         os.replace(tmp, path)
     finally:
@@ -111,6 +156,8 @@ def main(argv: list[str] | None = None) -> Path:
     ap.add_argument("--size", default=None,
                     help="WxH: panoLANet's fixed input size (default 1024x512); LANet's tracing example")
     ap.add_argument("--opset", type=int, default=OPSET)
+    ap.add_argument("--half-weights", action="store_true",
+                    help="store the convolution weights as float16 (half the file; inference stays float32)")
     args = ap.parse_args(argv)
     if not args.weights and not args.model:
         ap.error("give --weights CKPT_DIR or --model NAME")
@@ -119,7 +166,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.size:
         w, h = (int(v) for v in args.size.lower().split("x"))
         hw = (h, w)
-    out = export_onnx(model, args.output, hw, args.opset)
+    out = export_onnx(model, args.output, hw, args.opset, half_weights=args.half_weights)
     print(out)
     return out
 

@@ -52,7 +52,7 @@ def _check_grads(model: torch.nn.Module) -> None:
 
 def test_registry():
     assert {"lanet", "lanet_small", "panolanet", "panolanet_small"} <= set(list_models())
-    assert list_models(module="hdr_core.models.lanet") == ["lanet", "lanet_small"]
+    assert list_models(module="hdr_core.models.lanet") == ["lanet", "lanet_small", "lanet_w24"]
     assert {"lanet_small", "panolanet_small"} <= set(list_models("*small"))
     assert all(n.endswith("small") for n in list_models("*small"))
     assert is_model("lanet") and not is_model("nope")

@@ -200,3 +200,79 @@ def test_ported_baselines_predict_through_onnx_like_torch(name, tmp_path, monkey
     assert list((tmp_path / "cache").rglob("*.onnx")) and onnx_pred.hdr.shape == (40, 80, 3)
     assert np.isfinite(onnx_pred.hdr).all()
     np.testing.assert_allclose(np.log(onnx_pred.hdr + 1e-6), np.log(torch_pred.hdr + 1e-6), atol=5e-3)
+
+
+def _perturbed_bn(model: torch.nn.Module) -> torch.nn.Module:
+    """Random batch-norm statistics and affine parameters (a fresh model's are 0/1: a fused BN would hide nothing)."""
+    g = torch.Generator().manual_seed(3)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return model
+
+
+def test_half_precision_checkpoint_and_onnx_keep_the_rounded_model(tmp_path):
+    """``save_model(dtype=float16)`` + ``export_onnx(half_weights=True)`` (how the default model ships): half the
+    bytes, and ONNX Runtime computes in float32 on exactly the checkpoint's rounded parameters; the sampling grids
+    and other constants stay float32."""
+    import onnx
+    from safetensors import safe_open
+
+    torch.manual_seed(1)
+    model = _perturbed_bn(create_model("panolanet_small").eval())
+    full = save_model(tmp_path / "full", model)
+    half = save_model(tmp_path / "half", model, dtype=torch.float16)
+    with safe_open(str(half / "model.safetensors"), "pt") as f:
+        dtypes = {f.get_tensor(k).dtype for k in f.keys()}
+    assert dtypes == {torch.float16, torch.int64}  # num_batches_tracked stays an integer
+    assert load_model(half).config == model.config
+    assert (half / "model.safetensors").stat().st_size < 0.55 * (full / "model.safetensors").stat().st_size
+    rounded = load_model(half).eval()
+    for (k, a), b in zip(rounded.state_dict().items(), model.state_dict().values()):
+        assert a.dtype == b.dtype, k
+        if a.is_floating_point():
+            assert torch.equal(a, b.half().float()), k
+
+    export_onnx(rounded, tmp_path / "half.onnx", (64, 128), half_weights=True)
+    export_onnx(rounded, tmp_path / "full.onnx", (64, 128))
+    proto = onnx.load(str(tmp_path / "half.onnx"))
+    kinds = {t.name: (t.data_type, int(np.prod(t.dims))) for t in proto.graph.initializer}
+    assert sum(n for d, n in kinds.values() if d == onnx.TensorProto.FLOAT16) > 0.9 * sum(
+        p.numel() for p in rounded.parameters())
+    consts = [n.attribute[0].t for n in proto.graph.node if n.op_type == "Constant"]
+    grids = [t for t in consts if np.prod(t.dims) >= 64 * 128]  # the P2C/C2P sampling grids
+    assert grids and all(t.data_type == onnx.TensorProto.FLOAT for t in grids)
+    assert (tmp_path / "half.onnx").stat().st_size < 0.8 * (tmp_path / "full.onnx").stat().st_size
+    x = torch.rand(2, 3, 64, 128) * 2 - 1
+    with torch.no_grad():
+        ref = rounded(x)
+    sess = ort.InferenceSession(str(tmp_path / "half.onnx"), providers=["CPUExecutionProvider"])
+    log_hdr, mask = sess.run(None, {"x": x.numpy()})
+    np.testing.assert_allclose(log_hdr, ref.log_hdr.numpy(), atol=2e-4, rtol=0)
+    np.testing.assert_allclose(mask, ref.merge_mask.numpy(), atol=1e-5)
+
+
+def test_ship_model_packages_a_run_under_its_registered_name(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).parents[1] / "scripts" / "ship_model.py")
+    ship_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_model)
+    torch.manual_seed(0)
+    run = save_model(tmp_path / "run" / "model", create_model("panolanet_small").eval(), extra={"stage": "pano"})
+    (run / "training.json").write_text(json.dumps({"steps": 3}))
+    dest = ship_model.ship(run, "panolanet_small", tmp_path / "shipped", size=(64, 128))
+    assert sorted(p.name for p in dest.iterdir()) == ["model.json", "model.onnx", "model.safetensors", "training.json"]
+    meta = json.loads((dest / "model.json").read_text())
+    assert meta["model"] == "panolanet_small" and meta["weights_dtype"] == "float16" and meta["stage"] == "pano"
+    hdr = Predictor(dest, backend="onnx").predict(_ldr(64, 128)).hdr
+    assert hdr.shape == (64, 128, 3) and np.isfinite(hdr).all()
+    with pytest.raises(SystemExit, match="differs from the registered 'panolanet_w24'"):
+        ship_model.ship(run, "panolanet_w24", tmp_path / "other")
+    assert not (tmp_path / "other").exists()

@@ -150,3 +150,10 @@ def lanet_small(cfg: LANetConfig) -> LANet:
     The full-resolution convs (d0p, d0) dominate the cost, hence the narrow last level and heads.
     """
     return LANet(cfg)
+
+
+@register_model(LANetConfig(encoder_layers=(2, 2, 2, 2), encoder_width=24, decoder_widths=(192, 96, 72, 48, 24),
+                            bottleneck_ch=192, attention_ch=24, head_ch=24))
+def lanet_w24(cfg: LANetConfig) -> LANet:
+    """``lanet_small`` at 1.5x every width (encoder width 24): ``panolanet_w24``'s pano branch, and its ablation."""
+    return LANet(cfg)

@@ -219,3 +219,12 @@ def panolanet(cfg: PanoLANetConfig) -> PanoLANet:
 def panolanet_small(cfg: PanoLANetConfig) -> PanoLANet:
     """CPU-trainable panoLANet: the ``lanet_small`` pano branch and a ceiling branch of the same encoder size."""
     return PanoLANet(cfg)
+
+
+@register_model(PanoLANetConfig(encoder_layers=(2, 2, 2, 2), encoder_width=24, decoder_widths=(192, 96, 72, 48, 24),
+                                bottleneck_ch=192, attention_ch=24, head_ch=24, ceiling_widths=(96, 72, 48, 24),
+                                gate_ch=12))
+def panolanet_w24(cfg: PanoLANetConfig) -> PanoLANet:
+    """``panolanet_small`` at 1.5x every width (encoder width 24; 8.3 M parameters): the shipped default since
+    2026-12-04 (docs/models.md, "A larger variant"); the ``lanet_w24`` pano branch and a ceiling branch of its size."""
+    return PanoLANet(cfg)
