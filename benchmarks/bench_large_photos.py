@@ -6,7 +6,8 @@ The photos are made here from Blender's ``forest`` HDRI (1024x512, shipped in th
 hdr_core's virtual camera (fixed seed), upsampled to the size, given a little sensor grain and saved as 8-bit JPEG
 (quality 92), about what a 360 camera writes.
 
-Each measurement runs in a fresh process with the shipped ``panolanet_small`` model and 2 ONNX Runtime threads:
+Each measurement runs in a fresh process with the shipped default model (``hdr_core.predict.DEFAULT_MODEL``) and
+2 ONNX Runtime threads:
 
 * ``addon``: bpy with the add-on enabled, one untimed warm-up run on a 1K copy of the photo (loads the model, as
   the first click of a session does), then the timed ``bpy.ops.world.make_hdr_environment`` on the photo: Blender

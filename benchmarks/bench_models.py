@@ -104,8 +104,8 @@ def train_steps_per_s(name: str, stage: str, batch: int, steps: int = 5) -> floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--models", nargs="+", default=["lanet_small", "panolanet_small", "hdrcnn_small",
-                                                    "singlehdr_small", "fhdr_small"])
+    ap.add_argument("--models", nargs="+", default=["lanet_small", "panolanet_small", "lanet_w24", "panolanet_w24",
+                                                    "hdrcnn_small", "singlehdr_small", "fhdr_small"])
     ap.add_argument("--sizes", nargs="+", default=["512x256", "1024x512"])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count())

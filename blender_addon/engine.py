@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 #: Model choice in the UI -> registered model names to look for, in order of preference.
-MODEL_FAMILIES = {"PANOLANET": ("panolanet_small", "panolanet"), "LANET": ("lanet_small", "lanet")}
+MODEL_FAMILIES = {"PANOLANET": ("panolanet_w24", "panolanet_small", "panolanet"),
+                  "LANET": ("lanet_w24", "lanet_small", "lanet")}
 #: Shipped models inside the installed extension: ``models/<name>/model.onnx`` (+ ``model.json``).
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 

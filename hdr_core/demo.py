@@ -25,6 +25,7 @@ from hdr_core.color import display_encode, ldr_to_linear
 from hdr_core.data.pairs import resize_pano
 from hdr_core.data.sources import blender_hdri
 from hdr_core.io import read_hdr, write_exr, write_ldr
+from hdr_core.predict import DEFAULT_MODEL
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--hdr", default=None, help="use this HDR panorama instead of a Blender one")
     ap.add_argument("--height", type=int, default=512, help="working height (panorama is height x 2*height)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--model", default="panolanet_small", help="shipped model to predict with")
+    ap.add_argument("--model", default=DEFAULT_MODEL, help="shipped model to predict with")
     ap.add_argument("--no-render", action="store_true", help="stop after the data pipeline")
     args = ap.parse_args(argv)
 

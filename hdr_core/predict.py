@@ -35,7 +35,7 @@ from hdr_core.resize import linear_taps, resize
 LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 #: Shipped weights live here, one folder per model (model.safetensors + model.json [+ model.onnx]).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "panolanet_small"
+DEFAULT_MODEL = "panolanet_w24"
 #: Rows per band of the full-resolution step (about 25 MB of temporaries per band at 8K).
 BAND_ROWS = 256
 #: Largest half float: HDR values are clipped to it (also in 32-bit output, so both precisions agree).

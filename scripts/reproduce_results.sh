@@ -5,7 +5,7 @@
 #                                                          not timed end to end: see docs/results.md)
 #   STEPS_SCALE=0.5 sh scripts/reproduce_results.sh          # every run at half its step budget (the budgets the
 #                                                          results used per model are listed in docs/results.md)
-#   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_small
+#   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_w24 (its stage 2)
 #   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiments (docs/models.md)
 #
 # Training runs resume (--resume true), so a killed script continues where it stopped; finished runs are skipped.
@@ -41,22 +41,35 @@ train() {  # train CONFIG_STEM [EXTRA ARGS]: both stages' configs name their own
 c = parse_config(sys.argv[2:]); print(max(1, math.ceil(c.steps * float(sys.argv[1]))))" "$STEPS_SCALE" \
         --config "configs/$stem.yaml")
   echo "== $stem: $steps steps -> $out"
-  $PY -m hdr_core.train --config "configs/$stem.yaml" --steps "$steps" --resume true --progress false "$@"
+  # shellcheck disable=SC2086
+  $TRAIN_LAUNCH -m hdr_core.train --config "configs/$stem.yaml" --steps "$steps" --resume true --progress false "$@"
 }
+TRAIN_LAUNCH=$PY
 real50() {  # train a real50 config on REAL50_DATA (word-split on purpose: two folders)
   # shellcheck disable=SC2086
   train "$1" --channels-last true --data $REAL50_DATA
 }
 
-# the shipped model's stage 1 (50 real scenes, six LDR styles), also the LANet ablation's and the lighting-loss
-# variant's starting point (docs/models.md)
-real50 real50_panolanet_small_stage1
+# the shipped panolanet_w24 (docs/models.md, "A larger variant"): stage 1 on two DDP ranks of one thread each, as it
+# was trained; it is also the LANet ablation's and the lighting-loss variant's starting point. Its stage 2 and those
+# two ran as one process of one thread each.
+export OMP_NUM_THREADS=1
+TRAIN_LAUNCH="$PY -m torch.distributed.run --standalone --nproc_per_node 2"
+real50 real50_panolanet_w24_stage1
+TRAIN_LAUNCH=$PY
 if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
-  real50 real50_panolanet_small_stage2
-  SHIPPED=runs/real50_panolanet_small_stage2/model
+  real50 real50_panolanet_w24_stage2
+  SHIPPED=runs/real50_panolanet_w24_stage2/model  # (shipped: its float16 rounding, scripts/ship_model.py)
 else
-  SHIPPED=hdr_core/weights/panolanet_small
+  SHIPPED=hdr_core/weights/panolanet_w24
 fi
+real50 real50_ablation_lanet_w24_stage2
+real50 real50_panolanet_w24_light025_stage2
+unset OMP_NUM_THREADS
+# the previous default, panolanet_small (2026-12-03), its LANet ablation and lighting-loss sweep: rows of the
+# panorama and light tables (docs/models.md)
+real50 real50_panolanet_small_stage1
+real50 real50_panolanet_small_stage2
 real50 real50_ablation_lanet_small_stage2
 real50 real50_panolanet_small_light_stage2
 real50 real50_panolanet_small_light025_stage2  # the lighting-loss sweep's second point (docs/models.md)
@@ -75,16 +88,21 @@ fi
 
 $PY -m render_eval --from-hdr data/blender_test --out "$OUT" --ldr-style "$LDR_STYLES" --jobs 2 \
   --method gt --method ldr --method akyuz --method masia --method koeo \
-  --method "panolanet_small=model:$SHIPPED" \
-  --method lanet_small=model:runs/real50_ablation_lanet_small_stage2/model \
+  --method "panolanet_w24=model:$SHIPPED" \
+  --method lanet_w24=model:runs/real50_ablation_lanet_w24_stage2/model \
   --method hdrcnn_small=model:runs/hdrcnn_small_stage2/model \
   --method singlehdr_small=model:runs/singlehdr_small_stage2/model \
   --method fhdr_small=model:runs/fhdr_small_stage2/model $SYNTH_METHOD \
-  --model-size 512x256 --paired-ref panolanet_small
+  --model-size 512x256 --paired-ref panolanet_w24
 # the panorama and light tables of every style, with the training-free baselines (no rendering: minutes)
 $PY -m render_eval --from-hdr data/blender_test --out "${OUT}_light" --no-render \
   --ldr-style virtual,mdk08,phone_hdr,camera360,phone_local,filmic \
-  --method gt --method ldr --method akyuz --method masia --method koeo --method "panolanet_small=model:$SHIPPED" \
-  --model-size 512x256 --paired-ref panolanet_small
+  --method gt --method ldr --method akyuz --method masia --method koeo --method "panolanet_w24=model:$SHIPPED" \
+  --method lanet_w24=model:runs/real50_ablation_lanet_w24_stage2/model \
+  --method panolanet_w24_light025=model:runs/real50_panolanet_w24_light025_stage2/model \
+  --method panolanet_small=model:runs/real50_panolanet_small_stage2/model \
+  --method lanet_small=model:runs/real50_ablation_lanet_small_stage2/model \
+  --method panolanet_small_light=model:runs/real50_panolanet_small_light_stage2/model \
+  --model-size 512x256 --paired-ref panolanet_w24
 $PY scripts/results_tables.py "$OUT" "${OUT}_light" > "$OUT/tables.md"
 echo "tables: $OUT/summary.md, $OUT/tables.md; report: $OUT/<style>/report.html"
