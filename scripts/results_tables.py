@@ -6,20 +6,35 @@ Each OUT is a ``python -m render_eval`` output folder (``summary.json`` at its t
 benchmark per style). Per style it prints the render table (when the run rendered), a compact panorama + light
 table, and the paired differences against the run's ``--paired-ref`` for the headline metrics. Numbers are the
 runs' own; nothing is recomputed.
+
+    .venv/bin/python scripts/results_tables.py out/results --earlier docs/results/renders_{style}.csv \
+        panolanet_small,lanet_small
+
+``--earlier CSV METHODS`` adds, per style, one more paired table: the run's reference against those
+methods' per-panorama rows in an earlier run's ``results.csv`` (``{style}`` in the path is the style). Renders are
+deterministic to float rounding, so an earlier run with the same settings scored the same ground-truth renders;
+that is checked, not assumed: every method the two runs share must agree on every panorama within
+``EARLIER_TOLERANCE`` in every paired metric, else the script stops and says which.
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
 import json
+import math
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from render_eval.pipeline import paired_differences  # noqa: E402
 from render_eval.report import RENDER_METRICS, _fmt, _md_table, metric_name, paired_rows  # noqa: E402
 
 COMPACT = ["pu21_psnr", "si_mse_log", "irr_err", "irr_bias", "light_angle", "peak_bias"]
 PAIRED = ["psnr", "ssim", "vdp_jod", "mse_1e3", "pu21_psnr", "irr_err", "peak_err"]
+#: Largest difference allowed between the two runs' rows of a shared method (same panorama, same metric).
+EARLIER_TOLERANCE = 1e-3
 
 
 def styles(out: Path) -> dict[str, dict]:
@@ -39,11 +54,52 @@ def table(summary: list[dict], order: list[str], keys: list[str]) -> list[str]:
     return _md_table(keys, rows) if rows else []
 
 
-def paired(entries: list[dict], order: list[str]) -> list[str]:
+def read_rows(path: Path) -> list[dict]:
+    """A ``results.csv`` (stem, method, metric, value, status) as one row dict per (method, panorama)."""
+    rows: dict[tuple[str, str], dict] = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            row = rows.setdefault((r["method"], r["stem"]), {"method": r["method"], "stem": r["stem"], "status": "ok"})
+            if r["status"] != "ok":
+                row["status"] = r["status"]
+            elif r["value"] not in ("", "None"):
+                row[r["metric"]] = float(r["value"])
+    return list(rows.values())
+
+
+def earlier_paired(out: Path, style: str, reference: str, csv_pattern: str, methods: list[str]) -> list[dict]:
+    """Paired entries of the earlier run's ``methods`` against this run's ``reference`` (see the module doc)."""
+    now = read_rows(out / style / "results.csv" if (out / style).is_dir() else out / "results.csv")
+    before_path = Path(csv_pattern.format(style=style))
+    before = read_rows(before_path)
+    now_by = {(r["method"], r["stem"]): r for r in now}
+    shared = sorted({r["method"] for r in before} & {r["method"] for r in now} - {"noise floor"})
+    if not shared:
+        raise SystemExit(f"{before_path}: shares no method with {out} ({style}): cannot check it scored the same "
+                         "renders")
+    for r in before:
+        mine = now_by.get((r["method"], r["stem"]))
+        if r["method"] not in shared or mine is None:
+            continue
+        for k in PAIRED:
+            a, b = r.get(k), mine.get(k)
+            if a is not None and b is not None and math.isfinite(a) and abs(a - b) > EARLIER_TOLERANCE:
+                raise SystemExit(f"{before_path}: {r['method']} on {r['stem']} has {k} {a} there and {b} in {out} "
+                                 f"({style}): not the same renders, so its rows cannot be paired with this run's")
+    missing = sorted(set(methods) - {r["method"] for r in before})
+    if missing:
+        raise SystemExit(f"{before_path}: no rows of {missing}")
+    rows = [r for r in now if r["method"] == reference] + [r for r in before if r["method"] in methods]
+    return paired_differences(rows, reference, PAIRED)
+
+
+def paired(entries: list[dict], order: list[str], title: str | None = None) -> list[str]:
     if not entries:
         return []
     keys, rows = paired_rows(entries, order, PAIRED)
-    return ([f"Paired against `{entries[0]['reference']}` (method minus it: mean ± 95 % CI (wins/n, Wilcoxon p)):", "",
+    title = title or (f"Paired against `{entries[0]['reference']}` (method minus it: mean ± 95 % CI (wins/n, "
+                      "Wilcoxon p)):")
+    return ([title, "",
              "| method | " + " | ".join(metric_name(k) for k in keys) + " |", "|---|" + "---|" * len(keys)]
             + ["| " + " | ".join(r) + " |" for r in rows])
 
@@ -52,7 +108,12 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
         return 2
-    for out in map(Path, argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("outs", nargs="+", type=Path, help="python -m render_eval output folders")
+    ap.add_argument("--earlier", nargs=2, metavar=("CSV", "METHODS"),
+                    help="an earlier run's results.csv ({style} = the style) and the comma-separated methods to pair")
+    args = ap.parse_args(argv)
+    for out in args.outs:
         for style, res in styles(out).items():
             order, summary = res["order"], res["summary"]
             rendered = any(k in e for e in summary for k in RENDER_METRICS)
@@ -60,6 +121,12 @@ def main(argv: list[str]) -> int:
             lines = table(summary, order, RENDER_METRICS) if rendered else []
             lines += ([""] if lines else []) + table(summary, order, COMPACT)
             lines += [""] + paired(res.get("paired") or [], order)
+            if args.earlier and res.get("paired"):
+                methods = args.earlier[1].split(",")
+                ref = res["paired"][0]["reference"]
+                title = (f"Paired against `{ref}`, the earlier run's rows (`{args.earlier[0].format(style=style)}`; "
+                         "its shared rows reproduce this run's):")
+                lines += [""] + paired(earlier_paired(out, style, ref, args.earlier[0], methods), methods, title)
             print("\n".join(lines) + "\n")
     return 0
 

@@ -111,3 +111,21 @@ def test_no_render_mode_gives_the_light_table_without_blender_renders(tmp_path):
         assert mod.main([str(out)]) == 0
     text = buf.getvalue()
     assert "no rendering" in text and "| koeo | 3/3 |" in text and "Paired against `ldr`" in text
+    # --earlier: an earlier run's rows of other methods, paired with this run's reference once its shared rows agree
+    lines = (out / "results.csv").read_text().splitlines()
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text("\n".join(lines + [ln.replace(",koeo,", ",koeo_before,") for ln in lines if ",koeo," in ln]))
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert mod.main([str(out), "--earlier", str(earlier), "koeo_before"]) == 0
+    text = buf.getvalue()
+    koeo = [ln for ln in text.splitlines() if ln.startswith("| koeo |") and "p=" in ln]
+    before = [ln for ln in text.splitlines() if ln.startswith("| koeo_before |")]
+    assert len(koeo) == 1 and len(before) == 1 and koeo[0].split("|")[2:] == before[0].split("|")[2:]
+    moved = [ln.split(",") for ln in lines]
+    row = next(r for r in moved if len(r) == 5 and r[1] == "ldr" and r[2] == "irr_err")
+    row[3] = str(float(row[3]) + 0.1)  # the shared ldr row no longer reproduces: not the same run settings
+    earlier.write_text("\n".join([",".join(r) for r in moved] + [ln.replace(",koeo,", ",koeo_before,")
+                                                                   for ln in lines if ",koeo," in ln]))
+    with pytest.raises(SystemExit, match="not the same renders"):
+        mod.main([str(out), "--earlier", str(earlier), "koeo_before"])
