@@ -112,6 +112,10 @@ def test_manifests_are_normalised_for_both_kinds_of_folder(tmp_path):
     e = read_manifest(pm)
     assert e["lab.hdr"]["class"] == "indoor" and e["night.hdr"]["class"] == "night"
     assert e["park.hdr"]["polyhaven_slug"] == "rooitou_park" and e["park.hdr"]["licence"].startswith("CC0")
+    # asked about one or two of its files (a run's validation panoramas), the folder is still the pmndrs set
+    one = entries_for([pm / "lab.hdr"])[pm / "lab.hdr"]
+    assert one["class"] == "indoor" and one["set"] == "pmndrs" and one["licence"].startswith("CC0")
+    assert read_manifest(pm, [pm / "night.hdr", pm / "park.hdr"])["night.hdr"]["class"] == "night"
     (extra / "manifest.json").write_text("{not json")
     with pytest.raises(ManifestError, match="manifest.json: not a readable JSON manifest"):
         read_manifest(extra)

@@ -82,17 +82,19 @@ def is_pmndrs_name_set(stems: set[str]) -> bool:
 
 
 def read_manifest(folder: str | Path, files: list[Path] | None = None) -> dict[str, dict]:
-    """One normalised entry per panorama file of ``folder`` (keyed by file name).
+    """One normalised entry per panorama file of ``folder`` (keyed by file name), for ``files`` (default: all).
 
     The folder's ``manifest.json`` where present; for a pmndrs folder the catalogue fills in what the manifest
     lacks (class, site group, Poly Haven slug, licence, source). Every entry has ``name``, ``file``, ``class``
     (``unknown`` if nobody said), ``site_group`` (default: the name) and ``licence``.
     """
     folder = Path(folder)
-    if files is None:
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".hdr", ".exr")) if folder.is_dir() else []
+    listing = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".hdr", ".exr")) if folder.is_dir() else []
+    files = listing if files is None else files
     rows = {r["file"]: dict(r) for r in _rows(folder / MANIFEST)} if (folder / MANIFEST).is_file() else {}
-    stems = {_stem(f.name) for f in files} | {_stem(n) for n in rows}
+    # Whether the folder is a pmndrs set is judged on the whole folder, not on the files asked about: a run's two
+    # validation panoramas from ../shared/data/hdri are pmndrs scenes as much as its thirteen training ones.
+    stems = {_stem(f.name) for f in [*listing, *files]} | {_stem(n) for n in rows}
     pmndrs = is_pmndrs_name_set(stems)
     out: dict[str, dict] = {}
     for f in files:
