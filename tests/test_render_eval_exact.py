@@ -129,3 +129,44 @@ def test_no_render_mode_gives_the_light_table_without_blender_renders(tmp_path):
                                                                    for ln in lines if ",koeo," in ln]))
     with pytest.raises(SystemExit, match="not the same renders"):
         mod.main([str(out), "--earlier", str(earlier), "koeo_before"])
+
+
+def test_several_ldr_styles_give_one_benchmark_and_one_table_set_each(tmp_path):
+    """``--ldr-style a,b,c``: each style's LDR inputs made from the same HDRs in OUT/<style>/, scored on their own,
+    one section per style in OUT/summary.md, and the compact tables of docs/results.md read every style."""
+    pytest.importorskip("scipy")
+    from render_eval.__main__ import main, parse_styles
+
+    d = tmp_path / "hdr"
+    d.mkdir()
+    for i in range(3):
+        write_exr(d / f"p{i}.exr", synthetic_panorama(32, 30 + i))
+    out = tmp_path / "out"
+    styles = ["virtual", "mdk08", "phone_hdr"]
+    assert main(["--from-hdr", str(d), "--ldr-style", ",".join(styles), "--method", "gt", "--method", "ldr",
+                 "--method", "koeo", "--out", str(out), "--no-render", "--no-progress", "--paired-ref", "koeo"]) == 0
+    from hdr_core.io import read_ldr
+
+    ldrs = {}
+    for s in styles:
+        assert json.loads((out / s / "run.json").read_text())["ldr_style"] == s
+        assert (out / s / "summary.md").is_file() and (out / s / "results.csv").is_file()
+        ldrs[s] = read_ldr(next((out / s / "inputs" / "ldr").glob("p0.*")))[0]
+        rows = _rows(out / s)
+        assert float(rows[("p0", "gt", "irr_err")]) < 1e-9  # the GT is calibrated to each style's own LDR
+    for a, b in [("virtual", "mdk08"), ("virtual", "phone_hdr"), ("mdk08", "phone_hdr")]:
+        assert ldrs[a].shape == ldrs[b].shape and np.abs(ldrs[a] - ldrs[b]).mean() > 1 / 255, (a, b)  # [0, 1]
+    summary = (out / "summary.md").read_text()
+    assert [ln for ln in summary.splitlines() if ln.startswith("## LDR style: ")] == [
+        f"## LDR style: {s}" for s in styles]
+    sections = summary.split("## LDR style: ")[1:]
+    for s, section in zip(styles, sections):  # each style's own light table and paired table
+        section = section.split("## Run")[0]
+        assert section.startswith(s) and "| koeo |" in section and "| ldr |" in section and "Wilcoxon" in section
+    meta = json.loads((out / "summary.json").read_text())
+    assert list(meta["styles"]) == styles and meta["context"]["ldr_styles"] == styles
+    assert all(any(e["method"] == "ldr" for e in meta["styles"][s]["paired"]) for s in styles)
+    with pytest.raises(ValueError, match="distinct names"):
+        parse_styles("virtual,instagram")
+    with pytest.raises(ValueError, match="distinct names"):
+        parse_styles("mdk08,mdk08")
