@@ -29,6 +29,44 @@ def test_pairs_are_deterministic_per_index_and_calibrated():
     assert 0 < ldr.min() and ldr.max() <= 1
 
 
+def test_each_pair_records_what_was_drawn():
+    """``PairDataset.params(i)``: the panorama, augmentation, view, style and camera/look numbers of item i, as JSON;
+    replaying them (the same generator after the layout draws) gives the item's LDR bit for bit."""
+    import json
+
+    from hdr_core.augment import apply_pano_augment
+    from hdr_core.color import ldr_to_linear
+    from hdr_core.looks import make_ldr
+    from hdr_core.projections import perspective_crop
+
+    mix = {"virtual": 0.4, "phone_hdr": 0.3, "filmic": 0.3}
+    ds = PairDataset(_panos(3), PairConfig(mode="crop", crop_size=24, store_height=32, ldr_styles=mix), 30, seed=7)
+    seen = set()
+    for i in range(12):
+        p, item = ds.params(i), ds[i]
+        assert json.loads(json.dumps(p)) == p and p == ds.params(i)  # JSON as it is, and deterministic
+        assert p["item"] == i and p["scene"] == item["scene"].item() and p["style"] == ds.style_of(i)
+        assert L.LDR_STYLES.index(p["style"]) == item["style"].item() and p["ldr"]["style"] == p["style"]
+        assert set(p["augment"]) == {"shift", "flip", "scale", "wb"} and set(p["view"]) == {"yaw", "pitch", "fov"}
+        seen.add(p["style"])
+        if p["style"] == "virtual":
+            assert {"exposure", "sigma", "n", "dynamic_range_ev"} <= set(p["ldr"])
+            continue
+        rng = np.random.default_rng([ds.seed, i])
+        ds._draw_layout(rng, i)  # the generator as the look found it
+        hdr = apply_pano_augment(ds.panoramas[p["scene"]], {**p["augment"], "wb": np.array(p["augment"]["wb"])})
+        v = p["view"]
+        t = torch.from_numpy(np.ascontiguousarray(hdr)).permute(2, 0, 1)[None]
+        hdr = perspective_crop(t, v["yaw"], v["pitch"], v["fov"], 24)[0].permute(1, 2, 0).numpy()
+        ldr, look = make_ldr(np.maximum(hdr, 0).astype(np.float32), p["style"], rng)
+        assert look == p["ldr"]
+        assert torch.equal(torch.from_numpy(ldr_to_linear(ldr.astype(np.float32) / 255).transpose(2, 0, 1)),
+                           item["ldr"])
+    assert seen == set(mix)
+    plain = PairDataset(_panos(), PairConfig(mode="pano", pano_height=16), 2, seed=0, augment=False).params(1)
+    assert "augment" not in plain and "view" not in plain and plain["style"] == "virtual"
+
+
 def test_pano_mode_and_standard_views():
     ds = PairDataset(_panos(), PairConfig(mode="pano", pano_height=16), length=3, seed=0)
     assert ds[0]["ldr"].shape == (3, 16, 32)

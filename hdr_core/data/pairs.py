@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hdr_core.augment import draw_pano_augment, random_pano_augment
+from hdr_core.augment import apply_pano_augment, draw_pano_augment
 from hdr_core.calibration import calibrate
 from hdr_core.camera import CameraConfig, draw_camera, expose, virtual_camera
 from hdr_core.color import ldr_to_linear
@@ -142,20 +142,46 @@ class PairDataset(torch.utils.data.Dataset):
         return float(rng.uniform(0, 360)), float(rng.uniform(*c.crop_pitch)), float(rng.uniform(*c.crop_fov))
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, int(i)])
-        scene = int(rng.integers(len(self.panoramas)))
-        hdr = self.panoramas[scene]
+        return self._make(i)[0]
+
+    def params(self, i: int) -> dict:
+        """Everything drawn for item ``i``, JSON-serialisable: ``scene`` (panorama index), ``augment`` (azimuth
+        shift, mirror, exposure scale, white-balance gains; absent with ``augment=False``), ``view`` (yaw, pitch, fov
+        of a stage-1 crop), ``style`` and ``ldr`` (the virtual camera's draws or the look's parameters,
+        :func:`hdr_core.looks.make_ldr`). It replays the item (same generator, same order), so it costs one pair."""
+        return self._make(i)[1]
+
+    def _draw_layout(self, rng: np.random.Generator, i: int) -> dict:
+        """Item ``i``'s first draws, in order: ``scene``, ``augment`` (:func:`hdr_core.augment.draw_pano_augment`,
+        when augmenting) and ``view`` (``(yaw, pitch, fov)``, stage-1 crops). The camera or look draws follow."""
+        d: dict = {"scene": int(rng.integers(len(self.panoramas)))}
         if self.augment:
-            hdr = random_pano_augment(hdr, rng)
+            d["augment"] = draw_pano_augment(rng, self.panoramas[d["scene"]].shape[1])
         if self.config.mode == "crop":
-            yaw, pitch, fov = self._view(rng, i)
+            d["view"] = self._view(rng, i)
+        return d
+
+    def _make(self, i: int) -> tuple[dict[str, torch.Tensor], dict]:
+        rng = np.random.default_rng([self.seed, int(i)])
+        layout = self._draw_layout(rng, i)
+        scene = layout["scene"]
+        hdr = self.panoramas[scene]
+        params: dict = {"item": int(i), "scene": scene}
+        if "augment" in layout:
+            hdr = apply_pano_augment(hdr, layout["augment"])
+            params["augment"] = {**layout["augment"], "wb": [float(g) for g in layout["augment"]["wb"]]}
+        if "view" in layout:
+            yaw, pitch, fov = layout["view"]
+            params["view"] = {"yaw": yaw, "pitch": pitch, "fov": fov}
             t = torch.from_numpy(np.ascontiguousarray(hdr)).permute(2, 0, 1)[None]
             hdr = perspective_crop(t, yaw, pitch, fov, self.config.crop_size)[0].permute(1, 2, 0).numpy()
         hdr = np.maximum(hdr, 0.0).astype(np.float32)
         style = self.style_of(i)
+        params["style"] = style
         extra: dict[str, np.ndarray | list[float]] = {}
         if style == "virtual":
             ldr, cam = virtual_camera(hdr, rng, self.config.camera)
+            params["ldr"] = {"style": "virtual", **cam.to_dict()}
             lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
             hdr_cal = calibrate(hdr, lin)
             if self.extras:
@@ -164,7 +190,7 @@ class PairDataset(torch.utils.data.Dataset):
                          "hdr_camera": np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black),
                          "crf": [cam.sigma, cam.n]}
         else:
-            ldr, _ = make_ldr(hdr, style, rng)
+            ldr, params["ldr"] = make_ldr(hdr, style, rng)
             display = ldr.astype(np.float32) / 255.0
             lin = ldr_to_linear(display)
             hdr_cal = calibrate(hdr, lin)
@@ -176,7 +202,7 @@ class PairDataset(torch.utils.data.Dataset):
         if extra:
             item.update(display=to_t(extra["display"]), hdr_camera=to_t(extra["hdr_camera"]),
                         crf=torch.tensor(extra["crf"], dtype=torch.float32))
-        return item
+        return item, params
 
 
 class PairPool(torch.utils.data.Dataset):
@@ -251,12 +277,12 @@ class DevicePairs:
         """The random numbers of item ``i``, drawn as :class:`PairDataset` draws them."""
         ds, cam = self.ds, self.ds.config.camera
         rng = np.random.default_rng([ds.seed, int(i)])
-        d: dict = {"scene": int(rng.integers(len(ds.panoramas)))}
-        if ds.augment:
-            d.update(draw_pano_augment(rng, ds.panoramas[d["scene"]].shape[1]))
+        layout = ds._draw_layout(rng, i)
+        d: dict = {"scene": layout["scene"], **layout.get("augment", {})}
+        if "augment" in layout:
             d["scale"], d["wb"] = np.float32(d["scale"]), d["wb"].astype(np.float32)  # as the float32 products
-        if ds.config.mode == "crop":
-            d["view"] = ds._view(rng, i)
+        if "view" in layout:
+            d["view"] = layout["view"]
         c = draw_camera(rng, cam)  # its JPEG numbers are drawn, never used here (supports: no JPEG)
         d["dr"], d["sigma"], d["n"] = c["dynamic_range_ev"], c["sigma"], c["n"]
         return d
