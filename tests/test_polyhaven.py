@@ -271,3 +271,16 @@ def test_the_repo_lists_the_extra_training_scenes_by_slug():
     shared = root.parent / "shared" / "data" / "hdri_extra" / "manifest.json"
     if shared.is_file():  # where the shared data is at hand, the copy is exact
         assert json.loads(shared.read_text()) == json.loads(manifest.read_text())
+
+
+def test_progress_bar_counts_the_bytes_of_every_file(server, tmp_path, capsys):
+    slugs = ["noon_grass", "vestibule"]
+    total = sum(len(server.blobs[f"{s}_1k.hdr"]) for s in slugs)
+    fetch_polyhaven(tmp_path / "ph", slugs, api=server.url, delay=0.0, backoff=0.01, progress=True)
+    err = capsys.readouterr().err
+    last = err.replace("\r", "\n").strip().splitlines()[-1]  # the bar's final state
+    assert last.startswith("polyhaven: 100%") and "vestibule" in last, last
+    from tqdm import tqdm
+
+    size = tqdm.format_sizeof(total)  # unit_scale: e.g. 1.15k
+    assert f"| {size}/{size} [" in last, last  # every byte of both files counted once
