@@ -5,13 +5,14 @@
 Each OUT is a ``python -m render_eval`` output folder (``summary.json`` at its top; a several-style run keeps one
 benchmark per style). Per style it prints the render table (when the run rendered), a compact panorama + light
 table, and the paired differences against the run's ``--paired-ref`` for the headline metrics. Numbers are the
-runs' own; nothing is recomputed.
+runs' own; nothing is recomputed (but the means of ``--earlier`` rows).
 
     .venv/bin/python scripts/results_tables.py out/results --earlier docs/results/renders_{style}.csv \
         panolanet_small,lanet_small
 
-``--earlier CSV METHODS`` adds, per style, one more paired table: the run's reference against those
-methods' per-panorama rows in an earlier run's ``results.csv`` (``{style}`` in the path is the style). Renders are
+``--earlier CSV METHODS`` adds, per style, those methods' rows of an earlier run's ``results.csv`` (``{style}`` in
+the path is the style) to the mean tables (marked †; their means by ``render_eval.pipeline.summarize``, as the run
+computes its own) and one more paired table: the run's reference against their per-panorama rows. Renders are
 deterministic to float rounding, so an earlier run with the same settings scored the same ground-truth renders;
 that is checked, not assumed: every method the two runs share must agree on every panorama within
 ``EARLIER_TOLERANCE`` in every paired metric, else the script stops and says which.
@@ -28,13 +29,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from render_eval.pipeline import paired_differences  # noqa: E402
+from render_eval.pipeline import paired_differences, summarize  # noqa: E402
 from render_eval.report import RENDER_METRICS, _fmt, _md_table, metric_name, paired_rows  # noqa: E402
 
 COMPACT = ["pu21_psnr", "si_mse_log", "irr_err", "irr_bias", "light_angle", "peak_bias"]
 PAIRED = ["psnr", "ssim", "vdp_jod", "mse_1e3", "pu21_psnr", "irr_err", "peak_err"]
 #: Largest difference allowed between the two runs' rows of a shared method (same panorama, same metric).
 EARLIER_TOLERANCE = 1e-3
+#: How the earlier run's methods are marked in the mean tables.
+EARLIER_MARK = "†"
 
 
 def styles(out: Path) -> dict[str, dict]:
@@ -67,8 +70,8 @@ def read_rows(path: Path) -> list[dict]:
     return list(rows.values())
 
 
-def earlier_paired(out: Path, style: str, reference: str, csv_pattern: str, methods: list[str]) -> list[dict]:
-    """Paired entries of the earlier run's ``methods`` against this run's ``reference`` (see the module doc)."""
+def earlier_rows(out: Path, style: str, csv_pattern: str, methods: list[str]) -> tuple[list[dict], list[dict]]:
+    """This run's rows and the earlier run's rows of ``methods``, once every method both share agrees (module doc)."""
     now = read_rows(out / style / "results.csv" if (out / style).is_dir() else out / "results.csv")
     before_path = Path(csv_pattern.format(style=style))
     before = read_rows(before_path)
@@ -89,8 +92,13 @@ def earlier_paired(out: Path, style: str, reference: str, csv_pattern: str, meth
     missing = sorted(set(methods) - {r["method"] for r in before})
     if missing:
         raise SystemExit(f"{before_path}: no rows of {missing}")
-    rows = [r for r in now if r["method"] == reference] + [r for r in before if r["method"] in methods]
-    return paired_differences(rows, reference, PAIRED)
+    return now, [r for r in before if r["method"] in methods]
+
+
+def earlier_paired(out: Path, style: str, reference: str, csv_pattern: str, methods: list[str]) -> list[dict]:
+    """Paired entries of the earlier run's ``methods`` against this run's ``reference`` (see the module doc)."""
+    now, before = earlier_rows(out, style, csv_pattern, methods)
+    return paired_differences([r for r in now if r["method"] == reference] + before, reference, PAIRED)
 
 
 def paired(entries: list[dict], order: list[str], title: str | None = None) -> list[str]:
@@ -117,15 +125,21 @@ def main(argv: list[str]) -> int:
         for style, res in styles(out).items():
             order, summary = res["order"], res["summary"]
             rendered = any(k in e for e in summary for k in RENDER_METRICS)
+            earlier = args.earlier and res.get("paired")
+            if earlier:  # the earlier run's methods join the mean tables, marked with a dagger
+                methods = args.earlier[1].split(",")
+                _, before = earlier_rows(out, style, args.earlier[0], methods)
+                summary = summary + [{**e, "method": f"{e['method']} {EARLIER_MARK}"}
+                                     for e in summarize(before, RENDER_METRICS + COMPACT)]
+                order = order + [f"{m} {EARLIER_MARK}" for m in methods]
             print(f"### `{style}` ({'renders' if rendered else 'panoramas and light, no rendering'}; `{out}`)\n")
             lines = table(summary, order, RENDER_METRICS) if rendered else []
             lines += ([""] if lines else []) + table(summary, order, COMPACT)
-            lines += [""] + paired(res.get("paired") or [], order)
-            if args.earlier and res.get("paired"):
-                methods = args.earlier[1].split(",")
+            lines += [""] + paired(res.get("paired") or [], res["order"])
+            if earlier:
                 ref = res["paired"][0]["reference"]
-                title = (f"Paired against `{ref}`, the earlier run's rows (`{args.earlier[0].format(style=style)}`; "
-                         "its shared rows reproduce this run's):")
+                title = (f"Paired against `{ref}`, the earlier run's rows ({EARLIER_MARK} in the tables above: "
+                         f"`{args.earlier[0].format(style=style)}`; its shared rows reproduce this run's):")
                 lines += [""] + paired(earlier_paired(out, style, ref, args.earlier[0], methods), methods, title)
             print("\n".join(lines) + "\n")
     return 0

@@ -122,6 +122,9 @@ def test_no_render_mode_gives_the_light_table_without_blender_renders(tmp_path):
     koeo = [ln for ln in text.splitlines() if ln.startswith("| koeo |") and "p=" in ln]
     before = [ln for ln in text.splitlines() if ln.startswith("| koeo_before |")]
     assert len(koeo) == 1 and len(before) == 1 and koeo[0].split("|")[2:] == before[0].split("|")[2:]
+    # its mean rows join the tables, marked, with the same numbers as this run's koeo (the rows are the same)
+    means = [ln for ln in text.splitlines() if ln.startswith(("| koeo |", "| koeo_before † |")) and "p=" not in ln]
+    assert len(means) == 2 and means[0].split("|")[2:] == means[1].split("|")[2:], means
     moved = [ln.split(",") for ln in lines]
     row = next(r for r in moved if len(r) == 5 and r[1] == "ldr" and r[2] == "irr_err")
     row[3] = str(float(row[3]) + 0.1)  # the shared ldr row no longer reproduces: not the same run settings
