@@ -10,8 +10,9 @@ runs' own; nothing is recomputed (but the means of ``--earlier`` rows).
     .venv/bin/python scripts/results_tables.py out/results --earlier docs/results/renders_{style}.csv \
         panolanet_small,lanet_small
 
-``--earlier CSV METHODS`` adds, per style, those methods' rows of an earlier run's ``results.csv`` (``{style}`` in
-the path is the style) to the mean tables (marked †; their means by ``render_eval.pipeline.summarize``, as the run
+``--earlier CSV METHODS`` adds, per style, those of METHODS that the run lacks: their rows of an earlier run's
+``results.csv`` (``{style}`` in the path is the style) join the mean tables (marked †; their means by
+``render_eval.pipeline.summarize``, as the run
 computes its own) and one more paired table: the run's reference against their per-panorama rows. Renders are
 deterministic to float rounding, so an earlier run with the same settings scored the same ground-truth renders;
 that is checked, not assumed: every method the two runs share must agree on every panorama within
@@ -125,9 +126,10 @@ def main(argv: list[str]) -> int:
         for style, res in styles(out).items():
             order, summary = res["order"], res["summary"]
             rendered = any(k in e for e in summary for k in RENDER_METRICS)
-            earlier = args.earlier and res.get("paired")
-            if earlier:  # the earlier run's methods join the mean tables, marked with a dagger
-                methods = args.earlier[1].split(",")
+            # the earlier run's methods that this run lacks join the mean tables, marked with a dagger
+            methods = [m for m in args.earlier[1].split(",") if m not in res["order"]] if args.earlier else []
+            earlier = bool(methods and res.get("paired"))
+            if earlier:
                 _, before = earlier_rows(out, style, args.earlier[0], methods)
                 summary = summary + [{**e, "method": f"{e['method']} {EARLIER_MARK}"}
                                      for e in summarize(before, RENDER_METRICS + COMPACT)]
