@@ -71,8 +71,9 @@ def read_rows(path: Path) -> list[dict]:
     return list(rows.values())
 
 
-def earlier_rows(out: Path, style: str, csv_pattern: str, methods: list[str]) -> tuple[list[dict], list[dict]]:
-    """This run's rows and the earlier run's rows of ``methods``, once every method both share agrees (module doc)."""
+def earlier_rows(out: Path, style: str, csv_pattern: str, methods: list[str]) -> tuple[list[dict], list[dict], dict]:
+    """This run's rows, the earlier run's rows of ``methods`` (once every method both share agrees: module doc) and
+    how they agreed (the shared methods, how many values were compared, the largest difference)."""
     now = read_rows(out / style / "results.csv" if (out / style).is_dir() else out / "results.csv")
     before_path = Path(csv_pattern.format(style=style))
     before = read_rows(before_path)
@@ -81,24 +82,29 @@ def earlier_rows(out: Path, style: str, csv_pattern: str, methods: list[str]) ->
     if not shared:
         raise SystemExit(f"{before_path}: shares no method with {out} ({style}): cannot check it scored the same "
                          "renders")
+    largest, compared = 0.0, 0
     for r in before:
         mine = now_by.get((r["method"], r["stem"]))
         if r["method"] not in shared or mine is None:
             continue
         for k in PAIRED:
             a, b = r.get(k), mine.get(k)
-            if a is not None and b is not None and math.isfinite(a) and abs(a - b) > EARLIER_TOLERANCE:
-                raise SystemExit(f"{before_path}: {r['method']} on {r['stem']} has {k} {a} there and {b} in {out} "
-                                 f"({style}): not the same renders, so its rows cannot be paired with this run's")
+            if a is not None and b is not None and math.isfinite(a):
+                if abs(a - b) > EARLIER_TOLERANCE:
+                    raise SystemExit(f"{before_path}: {r['method']} on {r['stem']} has {k} {a} there and {b} in "
+                                     f"{out} ({style}): not the same renders, so its rows cannot be paired with this "
+                                     "run's")
+                largest, compared = max(largest, abs(a - b)), compared + 1
     missing = sorted(set(methods) - {r["method"] for r in before})
     if missing:
         raise SystemExit(f"{before_path}: no rows of {missing}")
-    return now, [r for r in before if r["method"] in methods]
+    agreement = {"shared": shared, "compared": compared, "largest_difference": largest}
+    return now, [r for r in before if r["method"] in methods], agreement
 
 
 def earlier_paired(out: Path, style: str, reference: str, csv_pattern: str, methods: list[str]) -> list[dict]:
     """Paired entries of the earlier run's ``methods`` against this run's ``reference`` (see the module doc)."""
-    now, before = earlier_rows(out, style, csv_pattern, methods)
+    now, before, _ = earlier_rows(out, style, csv_pattern, methods)
     return paired_differences([r for r in now if r["method"] == reference] + before, reference, PAIRED)
 
 
@@ -130,7 +136,7 @@ def main(argv: list[str]) -> int:
             methods = [m for m in args.earlier[1].split(",") if m not in res["order"]] if args.earlier else []
             earlier = bool(methods and res.get("paired"))
             if earlier:
-                _, before = earlier_rows(out, style, args.earlier[0], methods)
+                _, before, agreement = earlier_rows(out, style, args.earlier[0], methods)
                 summary = summary + [{**e, "method": f"{e['method']} {EARLIER_MARK}"}
                                      for e in summarize(before, RENDER_METRICS + COMPACT)]
                 order = order + [f"{m} {EARLIER_MARK}" for m in methods]
@@ -141,7 +147,9 @@ def main(argv: list[str]) -> int:
             if earlier:
                 ref = res["paired"][0]["reference"]
                 title = (f"Paired against `{ref}`, the earlier run's rows ({EARLIER_MARK} in the tables above: "
-                         f"`{args.earlier[0].format(style=style)}`; its shared rows reproduce this run's):")
+                         f"`{args.earlier[0].format(style=style)}`; its rows of "
+                         f"{', '.join(f'`{m}`' for m in agreement['shared'])} reproduce this run's: "
+                         f"{agreement['compared']} values, largest difference {agreement['largest_difference']:.1e}):")
                 lines += [""] + paired(earlier_paired(out, style, ref, args.earlier[0], methods), methods, title)
             print("\n".join(lines) + "\n")
     return 0
