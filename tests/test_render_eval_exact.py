@@ -17,6 +17,14 @@ def _rows(out):
         return {(r["stem"], r["method"], r["metric"]): r["value"] for r in csv.DictReader(f)}
 
 
+def _panorama_folder(tmp_path, first_seed, n=3):
+    d = tmp_path / "hdr"
+    d.mkdir()
+    for i in range(n):
+        write_exr(d / f"p{i}.exr", synthetic_panorama(32, first_seed + i))
+    return d
+
+
 @pytest.fixture(scope="module")
 def awkward_panoramas(tmp_path_factory):
     """Panoramas the old method path altered: a half EXR peaking at the half-float ceiling, an RGBE file whose sun
@@ -74,10 +82,7 @@ def test_no_render_mode_gives_the_light_table_without_blender_renders(tmp_path):
     pytest.importorskip("scipy")
     from render_eval.__main__ import main
 
-    d = tmp_path / "hdr"
-    d.mkdir()
-    for i in range(3):
-        write_exr(d / f"p{i}.exr", synthetic_panorama(32, 20 + i))
+    d = _panorama_folder(tmp_path, first_seed=20)
     out = tmp_path / "out"
     assert main(["--from-hdr", str(d), "--method", "gt", "--method", "ldr", "--method", "koeo", "--out", str(out),
                  "--no-render", "--no-progress", "--paired-ref", "ldr"]) == 0
@@ -140,10 +145,7 @@ def test_several_ldr_styles_give_one_benchmark_and_one_table_set_each(tmp_path):
     pytest.importorskip("scipy")
     from render_eval.__main__ import main, parse_styles
 
-    d = tmp_path / "hdr"
-    d.mkdir()
-    for i in range(3):
-        write_exr(d / f"p{i}.exr", synthetic_panorama(32, 30 + i))
+    d = _panorama_folder(tmp_path, first_seed=30)
     out = tmp_path / "out"
     styles = ["virtual", "mdk08", "phone_hdr"]
     assert main(["--from-hdr", str(d), "--ldr-style", ",".join(styles), "--method", "gt", "--method", "ldr",
