@@ -102,12 +102,6 @@ def earlier_rows(out: Path, style: str, csv_pattern: str, methods: list[str]) ->
     return now, [r for r in before if r["method"] in methods], agreement
 
 
-def earlier_paired(out: Path, style: str, reference: str, csv_pattern: str, methods: list[str]) -> list[dict]:
-    """Paired entries of the earlier run's ``methods`` against this run's ``reference`` (see the module doc)."""
-    now, before, _ = earlier_rows(out, style, csv_pattern, methods)
-    return paired_differences([r for r in now if r["method"] == reference] + before, reference, PAIRED)
-
-
 def paired(entries: list[dict], order: list[str], title: str | None = None) -> list[str]:
     if not entries:
         return []
@@ -136,7 +130,7 @@ def main(argv: list[str]) -> int:
             methods = [m for m in args.earlier[1].split(",") if m not in res["order"]] if args.earlier else []
             earlier = bool(methods and res.get("paired"))
             if earlier:
-                _, before, agreement = earlier_rows(out, style, args.earlier[0], methods)
+                now, before, agreement = earlier_rows(out, style, args.earlier[0], methods)
                 summary = summary + [{**e, "method": f"{e['method']} {EARLIER_MARK}"}
                                      for e in summarize(before, RENDER_METRICS + COMPACT)]
                 order = order + [f"{m} {EARLIER_MARK}" for m in methods]
@@ -150,7 +144,8 @@ def main(argv: list[str]) -> int:
                          f"`{args.earlier[0].format(style=style)}`; its rows of "
                          f"{', '.join(f'`{m}`' for m in agreement['shared'])} reproduce this run's: "
                          f"{agreement['compared']} values, largest difference {agreement['largest_difference']:.1e}):")
-                lines += [""] + paired(earlier_paired(out, style, ref, args.earlier[0], methods), methods, title)
+                entries = paired_differences([r for r in now if r["method"] == ref] + before, ref, PAIRED)
+                lines += [""] + paired(entries, methods, title)
             print("\n".join(lines) + "\n")
     return 0
 
