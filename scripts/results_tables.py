@@ -12,8 +12,8 @@ runs' own; nothing is recomputed (but the means of ``--earlier`` rows).
 
 ``--earlier CSV METHODS`` adds, per style, those of METHODS that the run lacks: their rows of an earlier run's
 ``results.csv`` (``{style}`` in the path is the style) join the mean tables (marked †; their means by
-``render_eval.pipeline.summarize``, as the run
-computes its own) and one more paired table: the run's reference against their per-panorama rows. Renders are
+``render_eval.pipeline.summarize``, as the run computes its own) and one more paired table: the run's reference
+against their per-panorama rows. Renders are
 deterministic to float rounding, so an earlier run with the same settings scored the same ground-truth renders;
 that is checked, not assumed: every method the two runs share must agree on every panorama within
 ``EARLIER_TOLERANCE`` in every paired metric, else the script stops and says which.
