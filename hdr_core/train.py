@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import platform
 import shlex
 import shutil
 import sys
@@ -382,6 +383,22 @@ def load_weights(net, folder: Path, strict: bool = True) -> None:
                            f"{unexpected[:3]})")
 
 
+def machine_description() -> str:
+    """The machine a run's bits depend on: float results change with the CPU's kernel ISA (PyTorch/oneDNN pick AVX2,
+    AVX-512 ... at run time) and with the thread count, so a weight checksum only compares between runs whose
+    descriptions match."""
+    cpu = platform.processor()
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    n = torch.get_num_threads()
+    return (f"{platform.machine()}, {os.cpu_count()} cores ({cpu or 'unknown CPU'}, kernels "
+            f"{torch.backends.cpu.get_cpu_capability()}, {n} thread{'s' * (n != 1)}){gpu}, torch {torch.__version__}")
+
+
 def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: list[Path], val_files: list[Path],
                     excluded: list[Path], finished: str | None = None, duplicates: list[Path] = (),
                     val_groups: dict | None = None, excluded_reasons: dict | None = None) -> dict:
@@ -390,8 +407,6 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
     class, site group, licence, provenance; :func:`hdr_core.data.catalog.read_manifest`), the validation groups
     file (path, sha256, groups), the LDR style mix, the final metrics, when and where; and the ``init_from`` run's
     record, so a stage-2 model carries stage 1's too."""
-    import platform
-
     def panoramas(files: list[Path]) -> list[dict]:
         entries = entries_for(list(files))
         return [entries[Path(f)] for f in sorted(files)]
@@ -411,7 +426,7 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
         "ldr_styles": dict(cfg.ldr_styles),
         "metrics": summary,
         "finished_utc": finished or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": machine_description(),
     }
     if cfg.init_from:  # a run folder (its finished model/) or a model folder itself (e.g. the shipped weights)
         for src in (Path(cfg.init_from) / "model" / "training.json", Path(cfg.init_from) / "training.json"):
