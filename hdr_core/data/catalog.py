@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from hdr_core.data.splits import _stem
+from hdr_core.data.splits import _stem, panorama_files
 
 #: The 18 pmndrs scenes: class (indoor / outdoor / night, as ``hdri_extra/manifest.json``), Poly Haven slug where
 #: known (``../shared/data/hdri/README.md``), ``sun`` where the sun is in the panorama. Every scene is its own site
@@ -89,7 +89,7 @@ def read_manifest(folder: str | Path, files: list[Path] | None = None) -> dict[s
     (``unknown`` if nobody said), ``site_group`` (default: the name) and ``licence``.
     """
     folder = Path(folder)
-    listing = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".hdr", ".exr")) if folder.is_dir() else []
+    listing = panorama_files(folder)
     files = listing if files is None else files
     rows = {r["file"]: dict(r) for r in _rows(folder / MANIFEST)} if (folder / MANIFEST).is_file() else {}
     # Whether the folder is a pmndrs set is judged on the whole folder, not on the files asked about: a run's two

@@ -22,12 +22,11 @@ from hdr_core.augment import apply_pano_augment, draw_pano_augment
 from hdr_core.calibration import calibrate
 from hdr_core.camera import CameraConfig, draw_camera, expose, virtual_camera
 from hdr_core.color import ldr_to_linear
+from hdr_core.data.splits import HDR_SUFFIXES
 from hdr_core.io import read_hdr
 from hdr_core.looks import LDR_STYLES, make_ldr
 from hdr_core.projections import perspective_crop, standard_views
 from hdr_core.resize import resize_to
-
-HDR_SUFFIXES = (".hdr", ".exr")
 
 
 @dataclass

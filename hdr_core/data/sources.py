@@ -26,7 +26,7 @@ import numpy as np
 
 from hdr_core.checkpoint import atomic_write_bytes, atomic_write_text
 from hdr_core.color import luminance
-from hdr_core.data.splits import BLENDER_TEST_SCENES, PMNDRS_TEST_SITE
+from hdr_core.data.splits import BLENDER_TEST_SCENES, PMNDRS_TEST_SITE, panorama_files
 
 PMNDRS_PACKAGE = "@pmndrs/assets"
 PMNDRS_VERSION = "1.7.0"
@@ -124,7 +124,7 @@ def write_manifest(folder: str | Path, source: str, licence: str, split=lambda s
     """Write ``folder/manifest.json`` describing every ``.hdr``/``.exr`` panorama in the folder."""
     folder = Path(folder)
     entries = []
-    for f in sorted(p for p in folder.iterdir() if p.suffix.lower() in (".hdr", ".exr")):
+    for f in panorama_files(folder):
         entries.append({"name": f.stem, "file": f.name, "source": source, "licence": licence,
                         "split": split(f.stem), **panorama_stats(f)})
     path = folder / "manifest.json"

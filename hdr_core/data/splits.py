@@ -32,6 +32,14 @@ TEST_SITE_SLUGS = {"spruit_sunrise": "sunrise", "venice_sunset": "sunset", "stud
                    "studio_small_03": "studio"}
 #: Slug patterns of whole Poly Haven series shot at a test scene's site -> the test scene.
 TEST_SITE_SLUG_PATTERNS = ((re.compile(r"studio_small_\d+"), "studio"),)
+#: The panorama files the data tools read: Radiance HDR and OpenEXR.
+HDR_SUFFIXES = (".hdr", ".exr")
+
+
+def panorama_files(folder: str | Path) -> list[Path]:
+    """The ``.hdr``/``.exr`` files directly in ``folder`` (not its sub-folders), sorted; none if it is no folder."""
+    folder = Path(folder)
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in HDR_SUFFIXES) if folder.is_dir() else []
 
 
 class SplitViolation(ValueError):
