@@ -49,7 +49,14 @@ from hdr_core.data.splits import filter_training_files  # noqa: E402
 from hdr_core.looks import make_ldr  # noqa: E402
 from hdr_core.models import create_model  # noqa: E402
 from hdr_core.projections import perspective_crop  # noqa: E402
-from hdr_core.train import TrainConfig, autocast_context, compute_loss, to_device, trained_module  # noqa: E402
+from hdr_core.train import (  # noqa: E402
+    TrainConfig,
+    autocast_context,
+    compute_loss,
+    make_optimizer,
+    to_device,
+    trained_module,
+)
 
 #: stage -> (batch, pairs, eval_every, eval_batches per style) of the shipped recipe
 RECIPES = {"crop": (8, PairConfig(mode="crop", crop_size=128, store_height=256), 100, 4),
@@ -118,7 +125,7 @@ def make_step(stage: str, batch: dict, opts: dict):
     module = trained_module(create_model("panolanet_small"), stage)
     if cfg.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(module.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    opt = make_optimizer(cfg, module)
     model = torch.compile(module) if cfg.compile else module
     ctx, _ = autocast_context(cfg, torch.device("cpu"))
     b = to_device(batch, torch.device("cpu"), cfg.channels_last)

