@@ -204,6 +204,41 @@ def test_instance_norm_single_pixel():
     torch.testing.assert_close(norm(z), torch.nn.functional.instance_norm(z, weight=norm.weight, bias=norm.bias))
 
 
+@pytest.mark.parametrize("memory_format,dtype", [(torch.contiguous_format, torch.float32),
+                                                  (torch.channels_last, torch.float32),
+                                                  (torch.channels_last, torch.bfloat16)])
+def test_instance_norm_fused_kernel_is_the_formula(memory_format, dtype):
+    """Eager runs take F.group_norm (one group per channel); it is the explicit formula to float rounding, forward
+    and backward, and keeps the input's memory order and dtype."""
+    torch.manual_seed(0)
+    norm = InstanceNorm2d(6)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x0 = (3 * torch.randn(2, 6, 12, 20) + 1).to(dtype).contiguous(memory_format=memory_format)
+    g = torch.randn(2, 6, 12, 20)
+    results = []
+    for f in (norm, norm.formula):
+        norm.zero_grad(set_to_none=True)
+        x = x0.clone().requires_grad_()
+        y = f(x)
+        y.float().backward(g)
+        results.append((y.float(), x.grad.float(), norm.weight.grad, norm.bias.grad))
+    (y, gx, gw, gb), (y_ref, gx_ref, gw_ref, gb_ref) = results
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 0.05, "atol": 0.1}
+    for a, b in ((y, y_ref), (gx, gx_ref), (gw, gw_ref), (gb, gb_ref)):
+        torch.testing.assert_close(a, b, **tol)
+    out = norm(x0)
+    assert out.dtype == dtype and out.is_contiguous(memory_format=memory_format)
+
+
+def test_instance_norm_traces_the_formula():
+    """A traced (ONNX) graph has no size-dependent branch: it is the formula for every size, 1x1 included."""
+    norm = InstanceNorm2d(3).eval()
+    graph = str(torch.jit.trace(norm, torch.randn(1, 3, 8, 8)).graph)
+    assert "var_mean" in graph and "group_norm" not in graph
+
+
 def test_resnet_encoder_caffe_v1():
     enc = ResNetEncoder((1, 2, 1, 1), width=8)
     feats = enc(torch.randn(2, 3, 64, 96))

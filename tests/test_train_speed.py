@@ -320,7 +320,10 @@ def test_training_on_device_pairs_stays_close_to_the_cpu_pairs(tmp_path, pano_fo
 
     cpu = main(_args(pano_folder, tmp_path / "cpu"))
     dev = main(_args(pano_folder, tmp_path / "dev", "--pair-device", "true"))
-    assert dev["steps"] == 3 and dev["train/loss"] == pytest.approx(cpu["train/loss"], rel=1e-3)
+    # the pairs' inputs differ by an 8-bit code now and then: before any step the loss differs by ~1e-7, after 3 Adam
+    # steps (sign-like at first, so tiny gradient differences flip whole steps) by 0.4-2.9e-3 over seeds 0-2 and
+    # both instance-norm kernels (2026-12-06)
+    assert dev["steps"] == 3 and dev["train/loss"] == pytest.approx(cpu["train/loss"], rel=5e-3)
     assert dev["val/loss"] == pytest.approx(cpu["val/loss"], rel=1e-2)
     with pytest.raises(SystemExit):
         parse_config(_args(pano_folder, tmp_path, "--pair-device", "true", "--ldr-styles", "{virtual: 1, mdk08: 1}"))
