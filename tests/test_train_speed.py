@@ -138,6 +138,39 @@ def test_the_multi_tensor_adam_gives_the_same_bits():
     assert not any(torch.equal(a, b) for a, b in zip(nets[0].parameters(), initial.parameters()))
 
 
+def test_bf16_padding_and_upsampling_in_bf16_give_the_same_outputs(monkeypatch):
+    """Under CPU autocast the replicate pads and nearest upsamplings run in the activations' bf16 (CPU autocast would
+    run them in float32, two extra copies per conv): panoLANet's outputs are the same bits as through float32, its
+    gradients the same to bf16 rounding (an edge pixel's copies are summed in bf16)."""
+    import contextlib
+    import copy
+
+    from hdr_core.models import layers
+
+    torch.manual_seed(0)
+    net = create_model("panolanet_small").to(memory_format=torch.channels_last)
+    x = (2 * torch.rand(2, 3, 64, 128) - 1).contiguous(memory_format=torch.channels_last)
+
+    def run(model):
+        with torch.autocast("cpu", torch.bfloat16):
+            out = model(x)
+        (out.log_hdr.float().square().mean()).backward()
+        return out.log_hdr, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    y, g = run(copy.deepcopy(net))
+    monkeypatch.setattr(layers, "copy_in_place_dtype", lambda x: contextlib.nullcontext())  # float32 pads, as before
+    y_ref, g_ref = run(copy.deepcopy(net))
+    assert torch.equal(y, y_ref)
+    assert torch.nn.functional.cosine_similarity(g.float(), g_ref.float(), dim=0) > 0.999
+    # what the context changes: CPU autocast pads a bf16 tensor in float32, the context keeps bf16
+    xb = x.to(torch.bfloat16)
+    with torch.autocast("cpu", torch.bfloat16):
+        assert torch.nn.functional.pad(xb, (1, 1, 1, 1), mode="replicate").dtype == torch.float32
+        monkeypatch.undo()
+        with layers.copy_in_place_dtype(xb):
+            assert torch.nn.functional.pad(xb, (1, 1, 1, 1), mode="replicate").dtype == torch.bfloat16
+
+
 def test_a_bf16_step_with_non_finite_gradients_is_skipped_and_fp32_ones_are_not_checked():
     from hdr_core.train import TrainConfig, autocast_context, optimizer_step
 

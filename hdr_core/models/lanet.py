@@ -132,7 +132,10 @@ class LANet(HDRModel):
         h = self.lam_in(d1)
         h = self.lam_out(torch.cat([h * att[:, i:i + 1] for i in range(att.shape[1])], dim=1))
         d0 = self.conv0(self.up0(h, size=x.shape[-2:]))
-        log_hdr = self.out_conv(torch.cat([d0, log_linear_input(x)], dim=1))
+        log_x = log_linear_input(x)
+        if log_x.dtype != d0.dtype:  # autocast: the conv would round it to d0's dtype anyway; one cast, not two
+            log_x = log_x.to(d0.dtype)
+        log_hdr = self.out_conv(torch.cat([d0, log_x], dim=1))
         return HDROutput(log_hdr=log_hdr, seg_logits=seg, attention=att)
 
 

@@ -14,6 +14,7 @@ Decoder conventions of the official code (``LANet/src/ops.py``), kept here:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 
@@ -45,6 +46,16 @@ def pad_to_multiple(x: Tensor, multiple: int = 32) -> Tensor:
         return x
     mode = "reflect" if ph < h and pw < w else "replicate"
     return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+def copy_in_place_dtype(x: Tensor):
+    """A context for ops that only move values (replicate padding, nearest upsampling), under autocast: they then run
+    in ``x``'s own dtype. CPU autocast lists them as float32 ops, so a bf16 activation would be copied to float32 and
+    back to bf16 by the next conv, two full-size copies per conv; the values are the same either way (the gradients
+    sum the copies of an edge pixel in bf16 instead of float32). Without autocast: nothing."""
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(x.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def trunc_normal_(w: Tensor, std: float = 0.02) -> Tensor:
@@ -102,6 +113,10 @@ class ReplicateConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         p = self.kernel_size[0] // 2
+        if p and torch.is_autocast_enabled(x.device.type):  # pad in x's dtype (copy_in_place_dtype); same values
+            with copy_in_place_dtype(x):
+                x = F.pad(x, self._reversed_padding_repeated_twice, mode="replicate")
+            return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
         if not (p and torch.compiler.is_compiling()):
             return super().forward(x)
         for _ in range(p):
@@ -136,8 +151,9 @@ class PreActConv(nn.Module):
         if self.act:
             x = F.relu(x)
         if self.up:
-            x = F.interpolate(x, size=size, mode="nearest") if size is not None else \
-                F.interpolate(x, scale_factor=2.0, mode="nearest")
+            with copy_in_place_dtype(x):
+                x = F.interpolate(x, size=size, mode="nearest") if size is not None else \
+                    F.interpolate(x, scale_factor=2.0, mode="nearest")
         return self.norm(self.conv(x))
 
 

@@ -145,6 +145,8 @@ class CeilingBranch(nn.Module):
         y = self.encoder(x_ceil)[-1]
         for up, conv in zip(self.ups, self.convs):
             y = conv(up(y))
+        if skip_ceil.dtype != y.dtype:  # autocast (P2C samples in float32): the next conv rounds it to y's anyway
+            skip_ceil = skip_ceil.to(y.dtype)
         y = self.up0(torch.cat([y, skip_ceil], dim=1), size=x_ceil.shape[-2:])
         return self.out_conv(self.gate(y))
 
