@@ -135,7 +135,15 @@ def exposure_fusion(frames: list[np.ndarray]) -> np.ndarray:
     as fusion pipelines normalise before the display curve. Returns float32 display values in [0, 1].
     """
     merge = cv2.createMergeMertens(1.0, 1.0, 1.0)
-    fused = merge.process([np.ascontiguousarray(f, np.uint8) for f in frames])
+    # on one OpenCV thread: with several, MergeMertens adds the frames' weighted pyramids into one sum in the order
+    # the threads finish, so the same frames gave different bits now and then (~1 pair in 1500 when two training
+    # processes shared the cores; 2026-12-06)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        fused = merge.process([np.ascontiguousarray(f, np.uint8) for f in frames])
+    finally:
+        cv2.setNumThreads(threads)
     return np.clip(fused / max(1.0, float(np.percentile(fused, 99.9))), 0.0, 1.0)
 
 

@@ -141,6 +141,31 @@ def test_phone_hdr_fuses_the_bracket_into_a_well_exposed_image():
     assert fused[win].std() > 0.03 and fused[room].mean() > frames[1][room].mean() / 255
 
 
+def test_exposure_fusion_runs_on_one_opencv_thread_and_restores_the_count(monkeypatch):
+    """MergeMertens sums the frames' pyramids in the order its threads finish: with several threads the same frames
+    gave other bits now and then, so the fusion runs on one (and leaves OpenCV's thread count as it was)."""
+    seen = []
+    real = cv2.createMergeMertens
+
+    class Recording:
+        def __init__(self, *args):
+            self.merge = real(*args)
+
+        def process(self, frames):
+            seen.append(cv2.getNumThreads())
+            return self.merge.process(frames)
+
+    monkeypatch.setattr(L.cv2, "createMergeMertens", Recording)
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        frames = [np.full((16, 32, 3), v, np.uint8) for v in (40, 120, 220)]
+        L.exposure_fusion(frames)
+        assert seen == [1] and cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_phone_local_compresses_the_base_and_keeps_the_detail():
     hdr, win = _room(64)
     out = L.local_tone_map(hdr, base_range=1.5, detail=1.0)
