@@ -215,6 +215,19 @@ def test_replicate_conv_under_compile_matches_eager():
     torch.testing.assert_close(out, ref)
     torch.testing.assert_close(x.grad, gx)
     torch.testing.assert_close(conv.weight.grad, gw)
+    # under autocast too: the graph handed to the compiler has no replicate pad (inductor's would assert)
+    graphs = []
+
+    def capture(gm, inputs):
+        graphs.append(gm.code)
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.autocast("cpu", torch.bfloat16):
+        out = torch.compile(conv, backend=capture)(x)
+        ref = conv(x)
+    assert graphs and not any("replicate" in g for g in graphs)
+    torch.testing.assert_close(out, ref)
 
 
 def test_the_network_compiles_as_one_graph_and_trains_like_eager():

@@ -113,11 +113,12 @@ class ReplicateConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         p = self.kernel_size[0] // 2
-        if p and torch.is_autocast_enabled(x.device.type):  # pad in x's dtype (copy_in_place_dtype); same values
-            with copy_in_place_dtype(x):
+        compiling = torch.compiler.is_compiling()
+        if p and not compiling and torch.is_autocast_enabled(x.device.type):
+            with copy_in_place_dtype(x):  # pad in x's dtype: the same values
                 x = F.pad(x, self._reversed_padding_repeated_twice, mode="replicate")
             return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-        if not (p and torch.compiler.is_compiling()):
+        if not (p and compiling):
             return super().forward(x)
         for _ in range(p):
             x = torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
