@@ -106,6 +106,9 @@ class TrainConfig:
     amp: bool = False
     channels_last: bool = False  #: NHWC weights and batches (oneDNN / cuDNN kernels); fp32 sums in another order
     compile: bool = False  #: ``torch.compile`` the trained network (inductor; its compile time is part of the run)
+    #: Adam as one fused kernel per parameter (``fused=True``) instead of the multi-tensor ops; the same update to
+    #: float rounding (~1e-8), ~3x faster optimizer step
+    fused_adam: bool = False
     #: 0 = a fresh pair for every item (the paper's on-the-fly pairs); N = items 0..N-1 are made once, before the
     #: loop, and item i reuses pair i % N (the virtual camera and projections cost once per N, not per item)
     pair_pool: int = 0
@@ -264,18 +267,24 @@ def optimizer_step(cfg: TrainConfig, optimizer, scaler, params: list) -> bool:
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
     if cfg.amp and not scaler.is_enabled():
         grads = [p.grad for p in params if p.grad is not None]
-        if grads and not torch.stack([g.isfinite().all() for g in grads]).all().item():
-            return False
+        if grads:
+            # GradScaler's own check: one fused pass over every gradient (per-tensor isfinite ops cost ~8 ms a step
+            # on the CPU); a scale of 1 leaves the gradients as they are
+            found = torch.zeros(1, device=grads[0].device)
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, torch.ones(1, device=found.device))
+            if found.item():
+                return False
     scaler.step(optimizer)
     scaler.update()
     return True
 
 
 def make_optimizer(cfg: TrainConfig, module: torch.nn.Module) -> torch.optim.Adam:
-    """Adam (the paper's) over ``module``'s parameters. The multi-tensor (``foreach``) implementation: the same
-    weights bit for bit as the one-tensor-at-a-time loop (tested), ~1.6x faster on this CPU for panoLANet's ~200
-    parameter tensors."""
-    return torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), foreach=True)
+    """Adam (the paper's) over ``module``'s parameters. By default the multi-tensor (``foreach``) implementation: the
+    same weights bit for bit as the one-tensor-at-a-time loop (tested), ~1.6x faster on this CPU for panoLANet's
+    ~200 parameter tensors; ``cfg.fused_adam``: the fused kernel, faster again, equal to float rounding."""
+    kind = {"fused": True} if cfg.fused_adam else {"foreach": True}
+    return torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **kind)
 
 
 def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
@@ -561,7 +570,7 @@ def main(argv: list[str] | None = None) -> dict:
     if ddp:  # find_unused_parameters: a baseline's own loss may leave outputs unused
         model = torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[local_rank] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.stage == "pano")
+            find_unused_parameters=cfg.stage == "pano", gradient_as_bucket_view=True)  # the same sums, fewer copies
     if cfg.compile:
         model = torch.compile(model)
 

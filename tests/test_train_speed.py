@@ -118,6 +118,7 @@ def test_channels_last_is_fp32_in_another_order_and_bf16_stays_close():
 def test_the_multi_tensor_adam_gives_the_same_bits():
     """hdr_core.train's Adam (foreach) against the one-tensor-at-a-time loop: the same weights after a few steps."""
     import copy
+    import dataclasses
 
     from hdr_core.train import TrainConfig, make_optimizer
 
@@ -136,6 +137,18 @@ def test_the_multi_tensor_adam_gives_the_same_bits():
             opt.step()
     assert all(torch.equal(a, b) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
     assert not any(torch.equal(a, b) for a, b in zip(nets[0].parameters(), initial.parameters()))
+    # --fused-adam: another kernel, the same update to float rounding
+    fused_net = copy.deepcopy(initial)
+    fused = make_optimizer(dataclasses.replace(cfg, fused_adam=True), fused_net)
+    assert fused.defaults["fused"]
+    torch.manual_seed(0)
+    net = create_model("panolanet_small").pano  # the same draws as above
+    for _ in range(4):
+        for p, g in zip(fused_net.parameters(), [torch.randn_like(p) for p in net.parameters()]):
+            p.grad = g
+        fused.step()
+    for a, b in zip(fused_net.parameters(), nets[0].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
 def test_bf16_padding_and_upsampling_in_bf16_give_the_same_outputs(monkeypatch):
@@ -194,7 +207,8 @@ def test_training_with_every_option_runs(tmp_path, pano_folder):
     from hdr_core.train import main
 
     base = main(_args(pano_folder, tmp_path / "base"))
-    fast = main(_args(pano_folder, tmp_path / "fast", "--channels-last", "true", "--amp", "true", "--pair-pool", "8"))
+    fast = main(_args(pano_folder, tmp_path / "fast", "--channels-last", "true", "--amp", "true", "--pair-pool", "8",
+                      "--fused-adam", "true"))
     assert fast["steps"] == 3 and fast["val/loss"] == pytest.approx(base["val/loss"], rel=0.2)
     w = _weights(tmp_path / "fast")
     assert all(v.dtype == torch.float32 for v in w.values() if v.is_floating_point())  # saved as plain fp32
