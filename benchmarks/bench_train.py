@@ -257,6 +257,7 @@ E2E_VARIANTS = {
     "ddp2_pool": (2, _POOL),
     "cl_pool_amp": (1, [*_POOL, "--amp", "true"]),
     "ddp2_pool_amp": (2, [*_POOL, "--amp", "true"]),
+    "ddp2_pool_amp_fused": (2, [*_POOL, "--amp", "true", "--fused-adam", "true"]),
     # batch norm over the global batch (the one-process training; the ddp2 variants normalise per rank)
     "ddp2_pool_syncbn": (2, [*_POOL, "--sync-bn", "true"]),
 }
@@ -283,18 +284,23 @@ def end_to_end(args) -> None:
         runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in args.e2e_variants}
         for r in range(args.e2e_rounds):
             for name in args.e2e_variants:
-                procs, extra = E2E_VARIANTS[name]
+                # ref_<variant>: the variant run by the code of another checkout (--e2e-reference), e.g. the commit
+                # before a change, interleaved with this one's runs
+                ref = name.startswith("ref_")
+                procs, extra = E2E_VARIANTS[name.removeprefix("ref_")]
+                code = Path(args.e2e_reference) if ref else ROOT
                 out = Path(args.e2e_out) / f"{stage}_{name}_{r}"
                 train_args = ["-m", "hdr_core.train", "--config", str(ROOT / "configs" / config), *extra_cfg,
                               "--data", *args.data, "--val-scenes", "lab", "workshop", "--out-dir", str(out),
-                              "--steps", str(args.e2e_steps), "--eval-every", str(args.e2e_steps // 2),
+                              "--steps", str(args.e2e_steps),
+                              "--eval-every", str(args.e2e_eval_every or args.e2e_steps // 2),
                               "--ckpt-every", str(args.e2e_steps), "--log-every", "1", "--progress", "false",
                               *[a.format(pool=pool) for a in extra]]
                 launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
                           if procs > 1 else [sys.executable])
-                env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.threads // procs))}
+                env = {**os.environ, "OMP_NUM_THREADS": str(max(1, args.threads // procs)), "PYTHONPATH": str(code)}
                 t = time.perf_counter()
-                res = subprocess.run([*launch, *train_args], cwd=ROOT, env=env, capture_output=True, text=True)
+                res = subprocess.run([*launch, *train_args], cwd=code, env=env, capture_output=True, text=True)
                 wall = time.perf_counter() - t
                 if res.returncode:
                     raise SystemExit(f"{stage}/{name} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
@@ -306,7 +312,7 @@ def end_to_end(args) -> None:
         rate = {k: statistics.median(args.e2e_steps / (args.e2e_steps / a + p) for a, p, _ in v)
                 for k, v in runs.items()}
         for k, v in runs.items():
-            procs = E2E_VARIANTS[k][0]
+            procs = E2E_VARIANTS[k.removeprefix("ref_")][0]
             print(f"| {k} | {procs} x {max(1, args.threads // procs)} | {', '.join(f'{a:.3f}' for a, _, _ in v)} | "
                   f"{', '.join(f'{p:.1f}' for _, p, _ in v)} | {', '.join(f'{w:.0f}' for _, _, w in v)} | "
                   f"{3600 * rate[k]:.0f} | {rate[k] / rate[args.e2e_variants[0]]:.2f}x |")
@@ -328,11 +334,20 @@ def main() -> None:
                     help="also time hdr_core.train itself in each --e2e-variants (fresh processes; DDP via torchrun)")
     ap.add_argument("--end-to-end-only", action="store_true", help="only the end-to-end runs")
     ap.add_argument("--e2e-variants", nargs="+", default=["before", "cl_pool", "ddp2", "ddp2_pool"],
-                    choices=list(E2E_VARIANTS), help="the first is the reference of the ratios")
+                    choices=[*E2E_VARIANTS, *(f"ref_{k}" for k in E2E_VARIANTS)],
+                    help="the first is the reference of the ratios; ref_<variant> runs the code of --e2e-reference")
+    ap.add_argument("--e2e-reference", default=None,
+                    help="another checkout of this repository (e.g. `git worktree add /tmp/ref COMMIT`) whose code the "
+                         "ref_ variants run, with this checkout's configs and data")
     ap.add_argument("--e2e-rounds", type=int, default=2)
     ap.add_argument("--e2e-steps", type=int, default=24)
+    ap.add_argument("--e2e-eval-every", type=int, default=0,
+                    help="validation every N steps of the end-to-end runs (default: twice per run; the shipped "
+                         "recipe validates every 100 steps, so 100 with --e2e-steps 100 weighs validation as it does)")
     ap.add_argument("--e2e-out", default="/tmp/bench_train_runs")
     args = ap.parse_args()
+    if any(v.startswith("ref_") for v in args.e2e_variants) and not args.e2e_reference:
+        ap.error("ref_ variants need --e2e-reference (a checkout of the code to compare with)")
     torch.set_num_threads(args.threads)
     files = [f for f in filter_training_files(find_hdr_files(args.data)) if f.stem not in ("lab", "workshop")][:8]
     panos = load_panoramas(files, 256)
