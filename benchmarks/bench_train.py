@@ -63,7 +63,8 @@ RECIPES = {"crop": (8, PairConfig(mode="crop", crop_size=128, store_height=256),
            "pano": (4, PairConfig(mode="pano", pano_height=256, store_height=256), 60, 2)}
 VARIANTS = {"eager": {}, "channels_last": {"channels_last": True}, "compile": {"compile": True},
             "compile_cl": {"compile": True, "channels_last": True}, "amp_cl": {"amp": True, "channels_last": True},
-            "compile_cl_amp": {"compile": True, "channels_last": True, "amp": True}}
+            "compile_cl_amp": {"compile": True, "channels_last": True, "amp": True},
+            "amp_cl_fused": {"amp": True, "channels_last": True, "fused_adam": True}}
 STYLES = ("virtual", "mdk08", "phone_hdr", "phone_local", "filmic", "camera360")
 
 
@@ -266,6 +267,35 @@ E2E_CONFIGS = {"crop": ("ship_panolanet_small_stage1.yaml", []),
                "pano": ("ship_panolanet_small_stage2.yaml", ["--init-from", ""])}
 
 
+def profile_steps(stage: str, panos: list[np.ndarray], args) -> None:
+    """``torch.profiler`` over ``--profile-steps`` training steps of ``--profile`` (after 3 warm-up steps): the
+    operators with the most self CPU time, per step. ``--profile-batch`` is the batch one process computes (a DDP
+    rank of 2 computes half the recipe's)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    batch_size, pair_cfg = RECIPES[stage][:2]
+    n = args.profile_batch or batch_size
+    ds = PairDataset(panos, pair_cfg, 10**6, seed=0, extras=False)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(n)])
+    step, _, _ = make_step(stage, batch, VARIANTS[args.profile])
+    for _ in range(3):
+        step()
+    t = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.profile_steps):
+            step()
+    wall = (time.perf_counter() - t) / args.profile_steps
+    rows = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in rows)
+    print(f"\n| stage {stage}, {args.profile}, batch {n}, {args.threads} thread(s): operator | self ms / step | "
+          f"share | calls / step |\n|---|---|---|---|")
+    for e in rows[:args.profile_rows]:
+        print(f"| `{e.key}` | {e.self_cpu_time_total / 1e3 / args.profile_steps:.1f} | "
+              f"{100 * e.self_cpu_time_total / total:.0f} % | {e.count / args.profile_steps:.0f} |")
+    print(f"| all ({len(rows)} operators) | {total / 1e3 / args.profile_steps:.1f} | 100 % | |")
+    print(f"\nwall time per step under the profiler: {wall:.3f} s")
+
+
 def end_to_end(args) -> None:
     """``hdr_core.train`` itself, each variant in a fresh process (or torchrun), interleaved run by run.
 
@@ -345,6 +375,11 @@ def main() -> None:
                     help="validation every N steps of the end-to-end runs (default: twice per run; the shipped "
                          "recipe validates every 100 steps, so 100 with --e2e-steps 100 weighs validation as it does)")
     ap.add_argument("--e2e-out", default="/tmp/bench_train_runs")
+    ap.add_argument("--profile", default=None, choices=list(VARIANTS),
+                    help="only profile this variant's training step (torch.profiler), each of --stages")
+    ap.add_argument("--profile-batch", type=int, default=0, help="batch of the profiled step (default: the recipe's)")
+    ap.add_argument("--profile-steps", type=int, default=3)
+    ap.add_argument("--profile-rows", type=int, default=15)
     args = ap.parse_args()
     if any(v.startswith("ref_") for v in args.e2e_variants) and not args.e2e_reference:
         ap.error("ref_ variants need --e2e-reference (a checkout of the code to compare with)")
@@ -357,6 +392,10 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"matmul peak (2048^3): fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; "
           f"data: {len(files)} panoramas of {', '.join(args.data)}")
+    if args.profile:
+        for stage in args.stages:
+            profile_steps(stage, panos, args)
+        return
     for stage in [] if args.end_to_end_only else args.stages:
         bench_stage(stage, panos, args, peaks)
     if args.end_to_end or args.end_to_end_only:
