@@ -259,6 +259,7 @@ E2E_VARIANTS = {
     "cl_pool_amp": (1, [*_POOL, "--amp", "true"]),
     "ddp2_pool_amp": (2, [*_POOL, "--amp", "true"]),
     "ddp2_pool_amp_fused": (2, [*_POOL, "--amp", "true", "--fused-adam", "true"]),
+    "ddp2_amp_fused": (2, [*_CL, "--amp", "true", "--fused-adam", "true"]),  # fresh pairs: no pool
     # batch norm over the global batch (the one-process training; the ddp2 variants normalise per rank)
     "ddp2_pool_syncbn": (2, [*_POOL, "--sync-bn", "true"]),
 }
