@@ -92,7 +92,8 @@ class InstanceNorm2d(nn.InstanceNorm2d):
     def forward(self, x: Tensor) -> Tensor:
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or x.shape[-2] * x.shape[-1] == 1:
             return self.formula(x)
-        if x.device.type == "cpu" and x.dtype != torch.float32 and not x.is_contiguous():
+        channels_last = not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
+        if x.device.type == "cpu" and x.dtype != torch.float32 and channels_last:
             # bf16 (autocast) in channels-last order: the CPU kernel's backward is ~7x slower than in NCHW order
             # (torch 2.13); the round trip through NCHW costs far less
             y = F.group_norm(x.contiguous(), self.num_features, self.weight, self.bias, self.eps)
@@ -104,8 +105,9 @@ class ReplicateConv2d(nn.Conv2d):
     """``nn.Conv2d(..., padding=k // 2, padding_mode="replicate")``, no bias unless asked (the decoder's 3x3 convs).
 
     Under ``torch.compile`` the padding is built from edge slices instead (the same values): inductor of torch 2.13
-    asserts a wrong stride in ``replication_pad2d_backward`` on channels-last and concatenated inputs. Eager runs,
-    tracing and ONNX export take nn.Conv2d's own path, unchanged.
+    asserts a wrong stride in ``replication_pad2d_backward`` on channels-last and concatenated inputs. Otherwise the
+    ops of nn.Conv2d's own path (``F.pad``, then ``F.conv2d`` without padding; tracing and ONNX export unchanged),
+    with the pad in the input's dtype under autocast (:func:`copy_in_place_dtype`).
     """
 
     def __init__(self, in_ch: int, out_ch: int, kernel_size: int = 3, bias: bool = False):
@@ -113,16 +115,15 @@ class ReplicateConv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         p = self.kernel_size[0] // 2
-        compiling = torch.compiler.is_compiling()
-        if p and not compiling and torch.is_autocast_enabled(x.device.type):
-            with copy_in_place_dtype(x):  # pad in x's dtype: the same values
-                x = F.pad(x, self._reversed_padding_repeated_twice, mode="replicate")
-            return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-        if not (p and compiling):
+        if not p:
             return super().forward(x)
-        for _ in range(p):
-            x = torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
-            x = torch.cat([x[..., :1, :], x, x[..., -1:, :]], dim=-2)
+        if torch.compiler.is_compiling():
+            for _ in range(p):
+                x = torch.cat([x[..., :1], x, x[..., -1:]], dim=-1)
+                x = torch.cat([x[..., :1, :], x, x[..., -1:, :]], dim=-2)
+        else:
+            with copy_in_place_dtype(x):
+                x = F.pad(x, self._reversed_padding_repeated_twice, mode="replicate")
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
