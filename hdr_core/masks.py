@@ -19,13 +19,19 @@ MERGE_THRESHOLD = 0.83
 
 
 def dilate3x3(x: torch.Tensor) -> torch.Tensor:
-    """Grey-level 3x3 dilation (max filter); borders do not extend the image."""
-    return F.max_pool2d(x, 3, stride=1, padding=1)
+    """Grey-level 3x3 dilation (max filter); borders do not extend the image.
+
+    The max of three shifted slices along the width, then along the height: the same values as
+    ``F.max_pool2d(x, 3, stride=1, padding=1)`` (a max in any order is exact), ~6x faster on the CPU, whose
+    stride-1 pooling kernel is slow (tested against it)."""
+    p = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
+    w = torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
+    return torch.maximum(torch.maximum(w[..., :-2, :], w[..., 1:-1, :]), w[..., 2:, :])
 
 
 def erode3x3(x: torch.Tensor) -> torch.Tensor:
     """Grey-level 3x3 erosion (min filter)."""
-    return -F.max_pool2d(-x, 3, stride=1, padding=1)
+    return -dilate3x3(-x)
 
 
 def closing3x3(x: torch.Tensor) -> torch.Tensor:
@@ -42,10 +48,7 @@ def segmentation_labels(hdr_cal: torch.Tensor) -> torch.Tensor:
     m = hdr_log(hdr_cal).mean(dim=1, keepdim=True)
     over = closing3x3((m > OVER_LOG).to(hdr_cal.dtype))[:, 0] > 0.5
     under = closing3x3((m < UNDER_LOG).to(hdr_cal.dtype))[:, 0] > 0.5
-    labels = torch.full_like(over, CORRECT, dtype=torch.int64)
-    labels[under] = UNDER
-    labels[over] = OVER
-    return labels
+    return torch.where(over, OVER, torch.where(under, UNDER, CORRECT))
 
 
 def saturation_ramp(linear_ldr: torch.Tensor, threshold: float = MERGE_THRESHOLD) -> torch.Tensor:

@@ -45,3 +45,27 @@ def test_ramp_threshold_option():
     assert saturation_ramp(lin, 0.13).flatten()[0].item() == pytest.approx((0.915 - 0.13) / 0.87, abs=1e-5)
     with pytest.raises(ValueError):
         saturation_ramp(lin, 1.0)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 17, 34), (1, 1, 1, 5), (3, 2, 4, 1)])
+def test_the_sliced_max_filter_equals_max_pooling(shape):
+    """dilate3x3 / erode3x3 are shifted-slice maxima: the very values of 3x3 stride-1 max pooling (padded by -inf),
+    grey-level and binary, NCHW and channels-last, and so are the labels built on them."""
+    import torch.nn.functional as F
+
+    from hdr_core.masks import dilate3x3, erode3x3
+
+    g = torch.Generator().manual_seed(0)
+    for x in (torch.randn(shape, generator=g), (torch.rand(shape, generator=g) > 0.6).float()):
+        for y in (x, x.contiguous(memory_format=torch.channels_last)):
+            assert torch.equal(dilate3x3(y), F.max_pool2d(y, 3, stride=1, padding=1))
+            assert torch.equal(erode3x3(y), -F.max_pool2d(-y, 3, stride=1, padding=1))
+    hdr = (torch.rand(2, 3, 33, 47, generator=g) * 24 - 12).exp()
+    m = hdr.clamp(1e-8, 1e4).log().mean(dim=1, keepdim=True)
+    over = (-F.max_pool2d(-F.max_pool2d((m > 0.1).float(), 3, 1, 1), 3, 1, 1))[:, 0] > 0.5
+    under = (-F.max_pool2d(-F.max_pool2d((m < -5.5).float(), 3, 1, 1), 3, 1, 1))[:, 0] > 0.5
+    expected = torch.full_like(over, CORRECT, dtype=torch.int64)
+    expected[under] = UNDER
+    expected[over] = OVER
+    labels = segmentation_labels(hdr)
+    assert labels.dtype == torch.int64 and torch.equal(labels, expected)
