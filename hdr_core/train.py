@@ -217,6 +217,7 @@ def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, di
     x = 2.0 * batch["ldr"] - 1.0
     gt_log = batch["hdr"].clamp(1e-8, 1e4).log()
     out = model(x)
+    si = None
     net = getattr(model, "module", model)  # unwrap DDP
     if hasattr(net, "training_loss"):  # a ported baseline brings its own published loss
         loss, _ = net.training_loss(out, batch)
@@ -225,10 +226,11 @@ def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, di
         if cfg.pano_si_weight:
             loss = loss + cfg.pano_si_weight * si_mse(out.log_hdr, gt_log)
     elif out.seg_logits is not None:
-        loss = lanet_loss(out, gt_log, segmentation_labels(batch["hdr"]), cfg.seg_weight)
+        loss, terms = lanet_loss(out, gt_log, segmentation_labels(batch["hdr"]), cfg.seg_weight, return_parts=True)
+        si = terms["si_mse"]  # the loss's own siMSE: the very value the line below would compute again
     else:
         loss = log_mse(out.log_hdr, gt_log)
-    parts = {"si_mse": si_mse(out.log_hdr.detach(), gt_log).item()}
+    parts = {"si_mse": (si if si is not None else si_mse(out.log_hdr.detach(), gt_log)).item()}
     if cfg.stage == "pano":
         weights = (cfg.light_irradiance_weight, cfg.light_glossy_weight, cfg.light_peak_weight)
         if any(weights):

@@ -402,3 +402,23 @@ def test_ddp_two_cpu_processes_with_the_options_keep_identical_weights(tmp_path,
     summary = json.loads((out / "final.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 4
     assert len(set(summary["param_checksums"])) == 1
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_the_reported_si_mse_is_the_loss_own(amp):
+    """Stage 1 reports the siMSE its LANet loss computed (not a second pass): the value a separate siMSE of the same
+    output gives, in fp32 and under bf16 autocast."""
+    from hdr_core.losses import si_mse
+    from hdr_core.train import TrainConfig, autocast_context, compute_loss
+
+    cfg = TrainConfig(stage="crop", model="lanet_small", amp=amp)
+    torch.manual_seed(0)
+    net = create_model("lanet_small")
+    g = torch.Generator().manual_seed(2)
+    hdr = torch.rand(2, 3, 32, 32, generator=g) * 6
+    batch = {"hdr": hdr, "ldr": (hdr / 3).clamp(0, 1)}
+    ctx, _ = autocast_context(cfg, torch.device("cpu"))
+    with ctx:
+        loss, parts = compute_loss(cfg, net, batch)
+        expected = si_mse(net(2.0 * batch["ldr"] - 1.0).log_hdr, batch["hdr"].clamp(1e-8, 1e4).log()).item()
+    assert parts["si_mse"] == expected and loss.item() > parts["si_mse"]  # the loss adds the segmentation term
