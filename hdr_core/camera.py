@@ -62,9 +62,24 @@ def crf(v: np.ndarray, sigma: float, n: float) -> np.ndarray:
 def expose(hdr: np.ndarray, exposure: float, dynamic_range_ev: float, sigma: float, n: float) -> np.ndarray:
     """Deterministic part of the camera: exposure, clipping, black level, response -> display values in [0, 1]."""
     black = 2.0 ** (-dynamic_range_ev)
-    v = np.clip(hdr * exposure, 0.0, 1.0)
-    v = np.clip((v - black) / (1.0 - black), 0.0, 1.0)
-    return crf(v, sigma, n)
+    # crf(clip((clip(hdr * exposure) - black) / (1 - black))) in place: the same operations on the same values
+    v = np.multiply(hdr, exposure)
+    np.clip(v, 0.0, 1.0, out=v)
+    v -= black
+    v /= 1.0 - black
+    np.clip(v, 0.0, 1.0, out=v)
+    np.power(v, n, out=v)  # v^n; crf: (1 + sigma) v^n / (v^n + sigma)
+    d = v + sigma
+    v *= 1.0 + sigma
+    v /= d
+    return v
+
+
+#: how far :func:`meter`'s float32 mean must be from the target to decide a float64 bisection step: 5x the worst
+#: error of a float32 mean of tones in [0, 1] (each value a few float32 ulps off, ~1e-6, but up to ~2e-5 for values
+#: just above the black level, where ``v^n`` with ``n >= 0.8`` magnifies an absolute error of ~1e-7; the pairwise
+#: sum adds ~1e-6)
+SCREEN_MARGIN = 1e-4
 
 
 def meter(hdr: np.ndarray, tone: Callable[[np.ndarray], np.ndarray], target: float = 0.46,
@@ -73,17 +88,31 @@ def meter(hdr: np.ndarray, tone: Callable[[np.ndarray], np.ndarray], target: flo
 
     ``tone`` maps linear values to display values in [0, 1] and must not decrease. Meters on a fixed strided
     subset of at most ``metering_pixels`` pixels, in ``dtype``; ``what`` names the caller in the error.
+
+    In a dtype wider than float32, each bisection step is first decided in float32 (~3x cheaper): where that mean
+    is further than :data:`SCREEN_MARGIN` from ``target``, it is on the same side as the ``dtype`` mean, so the
+    decision is the one ``dtype`` takes; closer, the step is computed in ``dtype``. The same steps, the same gain
+    (tested against the plain bisection), in about half the time.
     """
     flat = hdr.reshape(-1, hdr.shape[-1])
     sample = flat[:: max(1, flat.shape[0] // metering_pixels)].astype(dtype)
     peak = float(sample.max())
     if not np.isfinite(peak) or peak <= 0:
         raise ValueError(f"{what}: the HDR image is black or not finite")
+    screen = sample.astype(np.float32) if np.dtype(dtype).itemsize > 4 else None
     # Bracket: at e = 1/peak nothing clips; the mean only grows with e.
     lo, hi = np.log2(1.0 / peak) - 30.0, np.log2(1.0 / peak) + 60.0
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        if float(np.mean(tone(sample * dtype(2.0**mid)))) < target:
+        below = None
+        if screen is not None:
+            with np.errstate(over="ignore", invalid="ignore"):  # inf / NaN (gains beyond float32) decide nothing
+                m = float(np.mean(tone(screen * np.float32(2.0**mid))))
+            below = True if m < target - SCREEN_MARGIN else False if m > target + SCREEN_MARGIN else None
+        if below is None:
+            screen = None  # this close to the target, the later (closer) steps would not be decided either
+            below = float(np.mean(tone(sample * dtype(2.0**mid)))) < target
+        if below:
             lo = mid
         else:
             hi = mid

@@ -72,3 +72,40 @@ def test_draw_camera_takes_the_numbers_virtual_camera_takes(scene):
     assert (params.dynamic_range_ev, params.sigma, params.n) == (d["dynamic_range_ev"], d["sigma"], d["n"])
     assert params.jpeg_quality == (d["jpeg_quality"] if d["use_jpeg"] else None)
     assert r1.random() == r2.random()
+
+
+def _plain_bisection(hdr, dr, sigma, n, target=0.46, metering_pixels=16384, iters=32):
+    """The auto-exposure as it was written before the float32 screening: every step in float64, out of place."""
+    flat = hdr.reshape(-1, 3)
+    sample = flat[:: max(1, flat.shape[0] // metering_pixels)].astype(np.float64)
+    black = 2.0 ** (-dr)
+
+    def tone(x):
+        return crf(np.clip((np.clip(x, 0.0, 1.0) - black) / (1.0 - black), 0.0, 1.0), sigma, n)
+
+    peak = float(sample.max())
+    lo, hi = np.log2(1.0 / peak) - 30.0, np.log2(1.0 / peak) + 60.0
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if float(np.mean(tone(sample * 2.0**mid))) < target else (lo, mid)
+    return float(2.0 ** (0.5 * (lo + hi)))
+
+
+def test_screened_auto_exposure_takes_every_step_of_the_plain_bisection():
+    """The float32 screening decides only the steps it is sure of: the same gain, bit for bit, on images of any
+    brightness (a sun, a near-black frame, peaks beyond float32's range), and the same expose() values."""
+    from hdr_core.camera import auto_exposure, expose
+
+    rng = np.random.default_rng(3)
+    images = [rng.random((64, 96, 3)).astype(np.float32) ** k * 10.0 ** s
+              for k in (1, 4, 12) for s in (-30, -3, 0, 2, 35)]
+    sun = rng.random((128, 128, 3)).astype(np.float32) * 0.2
+    sun[60:64, 60:64] = 5e4
+    images += [sun, np.full((8, 8, 3), 0.18, np.float32), (rng.random((300, 200, 3)) ** 6).astype(np.float32)]
+    for i, img in enumerate(images):
+        dr, sigma, n = rng.uniform(9.6, 14.8), rng.uniform(0.3, 0.5), rng.uniform(0.8, 1.0)
+        assert auto_exposure(img, dr, sigma, n) == _plain_bisection(img, dr, sigma, n), i
+        x = img.astype(np.float64) * 3.0
+        black = 2.0 ** (-dr)
+        ref = crf(np.clip((np.clip(x, 0.0, 1.0) - black) / (1.0 - black), 0.0, 1.0), sigma, n)
+        assert np.array_equal(expose(x, 1.0, dr, sigma, n), ref)
