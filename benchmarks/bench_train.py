@@ -260,6 +260,8 @@ E2E_VARIANTS = {
     "ddp2_pool_amp": (2, [*_POOL, "--amp", "true"]),
     "ddp2_pool_amp_fused": (2, [*_POOL, "--amp", "true", "--fused-adam", "true"]),
     "ddp2_amp_fused": (2, [*_CL, "--amp", "true", "--fused-adam", "true"]),  # fresh pairs: no pool
+    # the gradients all-reduced by gloo (TCP) instead of through shared memory (the default since 2026-12-06)
+    "ddp2_pool_amp_fused_gloo": (2, [*_POOL, "--amp", "true", "--fused-adam", "true", "--ddp-shared-memory", "false"]),
     # batch norm over the global batch (the one-process training; the ddp2 variants normalise per rank)
     "ddp2_pool_syncbn": (2, [*_POOL, "--sync-bn", "true"]),
 }

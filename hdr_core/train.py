@@ -55,7 +55,7 @@ from hdr_core.data.splits import (
     filter_training_files,
     violations,
 )
-from hdr_core.distributed import all_reduce_means, sync_batchnorm
+from hdr_core.distributed import all_reduce_means, shared_memory_all_reduce, sync_batchnorm
 from hdr_core.lighting import LIGHT_METRICS, light_errors
 from hdr_core.losses import lanet_loss, light_loss, log_mse, pano_masked_loss, si_mse
 from hdr_core.masks import segmentation_labels
@@ -119,6 +119,10 @@ class TrainConfig:
     #: (``hdr_core.distributed``; one all-reduce per layer and pass: ~30 % of a 2-rank CPU step). False (PyTorch's
     #: DDP default): each rank normalises with its own share of the batch
     sync_bn: bool = False
+    #: DDP on CPU processes of one machine: all-reduce the gradients through shared memory (``/dev/shm``;
+    #: ``hdr_core.distributed.SharedMemoryAllReduce``) instead of gloo's TCP: the same bits on 2 ranks, ~3x faster
+    #: all-reduce. Falls back to gloo (and says why) where it does not apply
+    ddp_shared_memory: bool = True
     # losses
     seg_weight: float = 0.05
     mask_beta1: float = 0.2
@@ -573,6 +577,10 @@ def main(argv: list[str] | None = None) -> dict:
         model = torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[local_rank] if device.type == "cuda" else None,
             find_unused_parameters=cfg.stage == "pano", gradient_as_bucket_view=True)  # the same sums, fewer copies
+        if cfg.ddp_shared_memory and device.type == "cpu":
+            why_not = shared_memory_all_reduce(model)
+            if master:
+                print("DDP all-reduce: " + (f"gloo ({why_not})" if why_not else "shared memory"), flush=True)
     if cfg.compile:
         model = torch.compile(model)
 

@@ -165,3 +165,58 @@ def test_ddp_with_global_batchnorm_has_the_one_process_gradient(tmp_path):
 
     assert rel(True) < 1e-4
     assert rel(False) > 1e-2
+
+
+def _shm_grads(rank, world, init, out, folder):
+    import torch.distributed as dist
+
+    from hdr_core.distributed import shared_memory_all_reduce
+    from hdr_core.models import create_model
+    from hdr_core.train import TrainConfig, compute_loss
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    try:
+        cfg, grads = TrainConfig(stage="crop", model="lanet_small"), {}
+        batch = _train_batch()
+        for name in ("gloo", "shm"):
+            torch.manual_seed(0)
+            net = create_model("lanet_small")
+            model = nn.parallel.DistributedDataParallel(net, gradient_as_bucket_view=True)
+            if name == "shm":
+                assert shared_memory_all_reduce(model, folder) == ""
+                assert "MiB free" in shared_memory_all_reduce(model, f"{folder}/missing")  # no room: gloo's
+            for step in range(3):  # DDP rebuilds its buckets after step 1; the two slots alternate
+                net.zero_grad()
+                part = {k: v[(rank + step) % world::world] for k, v in batch.items()}
+                compute_loss(cfg, model, part)[0].backward()
+            grads.update({f"{name}/{n}": p.grad.clone() for n, p in net.named_parameters()})
+        save_file(grads, f"{out}/rank{rank}.safetensors")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", [2, 3])
+def test_shared_memory_all_reduce_sums_as_gloo_does(tmp_path, world):
+    """The shared-memory all-reduce gives every rank the same gradients, those of gloo's all-reduce: the same bits on
+    2 ranks (a + b either way), equal to float rounding on 3 (another order of the sum); nothing is left behind in its
+    folder; a folder without room leaves gloo in place."""
+    import torch.multiprocessing as mp
+
+    folder = tmp_path / "shm"
+    folder.mkdir()
+    mp.spawn(_shm_grads, args=(world, f"file://{tmp_path / 'pg'}", str(tmp_path), str(folder)), nprocs=world,
+             join=True)
+    ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in range(world)]
+    names = [k.removeprefix("shm/") for k in ranks[0] if k.startswith("shm/")]
+    assert names and list(folder.iterdir()) == []
+    for r in ranks[1:]:
+        assert all(torch.equal(r[f"shm/{n}"], ranks[0][f"shm/{n}"]) for n in names)
+    for n in names:
+        gloo, shm = ranks[0][f"gloo/{n}"], ranks[0][f"shm/{n}"]
+        if world == 2:
+            assert torch.equal(shm, gloo), n
+        else:
+            torch.testing.assert_close(shm, gloo, rtol=1e-5, atol=1e-7, msg=n)
+    assert any(float(ranks[0][f"shm/{n}"].abs().sum()) > 0 for n in names)
