@@ -92,7 +92,9 @@ def meter(hdr: np.ndarray, tone: Callable[[np.ndarray], np.ndarray], target: flo
     In a dtype wider than float32, each bisection step is first decided in float32 (~3x cheaper): where that mean
     is further than :data:`SCREEN_MARGIN` from ``target``, it is on the same side as the ``dtype`` mean, so the
     decision is the one ``dtype`` takes; closer, the step is computed in ``dtype``. The same steps, the same gain
-    (tested against the plain bisection), in about half the time.
+    (tested against the plain bisection), in about half the time. The margin is sized for tones like the virtual
+    camera's (:func:`expose`: values in [0, 1], float32 error bounded as :data:`SCREEN_MARGIN` says); the LDR looks
+    meter in float32 and are not screened.
     """
     flat = hdr.reshape(-1, hdr.shape[-1])
     sample = flat[:: max(1, flat.shape[0] // metering_pixels)].astype(dtype)
