@@ -141,12 +141,16 @@ class SharedMemoryAllReduce:
         self.slots: dict[tuple, torch.Tensor] = {}
         self.calls: dict[tuple, int] = {}
 
-    def _slots(self, key: tuple, numel: int, dtype: torch.dtype) -> torch.Tensor:
+    def _slots(self, key: tuple, t: torch.Tensor) -> torch.Tensor:
         if key not in self.slots:
+            # DDP rebuilds its buckets after the first step: the mapping this bucket index had before is unmapped
+            # here (every rank does the same; the pages go when the last rank lets go of them)
+            for old in [k for k in self.slots if k[0] == key[0]]:
+                del self.slots[old], self.calls[old]
             path = f"{self.prefix}_{'_'.join(map(str, key))}"
-            nbytes = 2 * self.world * numel * dtype.itemsize
+            nbytes = 2 * self.world * t.numel() * t.element_size()
             storage = torch.UntypedStorage.from_file(path, shared=True, nbytes=nbytes)  # created by whoever is first
-            self.slots[key] = torch.tensor([], dtype=dtype).set_(storage).view(2, self.world, numel)
+            self.slots[key] = torch.tensor([], dtype=t.dtype).set_(storage).view(2, self.world, t.numel())
             dist.barrier()  # every rank has mapped it
             if self.rank == 0:
                 os.unlink(path)
@@ -156,9 +160,10 @@ class SharedMemoryAllReduce:
         """The summed bucket (in place)."""
         t = bucket.buffer()
         key = (bucket.index(), t.numel(), str(t.dtype).removeprefix("torch."))
+        slots = self._slots(key, t)
         turn = self.calls.get(key, 0)
         self.calls[key] = turn + 1
-        slots = self._slots(key, t.numel(), t.dtype)[turn % 2]
+        slots = slots[turn % 2]
         torch.div(t, self.world, out=slots[self.rank])
         dist.barrier()  # every rank has written this turn's slot (and read the other turn's, the turn before)
         torch.add(slots[0], slots[1], out=t)
