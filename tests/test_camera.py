@@ -74,20 +74,21 @@ def test_draw_camera_takes_the_numbers_virtual_camera_takes(scene):
     assert r1.random() == r2.random()
 
 
+def _plain_expose(x, dr, sigma, n):
+    """expose() as it was written before it worked in place."""
+    black = 2.0 ** (-dr)
+    return crf(np.clip((np.clip(x, 0.0, 1.0) - black) / (1.0 - black), 0.0, 1.0), sigma, n)
+
+
 def _plain_bisection(hdr, dr, sigma, n, target=0.46, metering_pixels=16384, iters=32):
     """The auto-exposure as it was written before the float32 screening: every step in float64, out of place."""
     flat = hdr.reshape(-1, 3)
     sample = flat[:: max(1, flat.shape[0] // metering_pixels)].astype(np.float64)
-    black = 2.0 ** (-dr)
-
-    def tone(x):
-        return crf(np.clip((np.clip(x, 0.0, 1.0) - black) / (1.0 - black), 0.0, 1.0), sigma, n)
-
     peak = float(sample.max())
     lo, hi = np.log2(1.0 / peak) - 30.0, np.log2(1.0 / peak) + 60.0
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if float(np.mean(tone(sample * 2.0**mid))) < target else (lo, mid)
+        lo, hi = (mid, hi) if float(np.mean(_plain_expose(sample * 2.0**mid, dr, sigma, n))) < target else (lo, mid)
     return float(2.0 ** (0.5 * (lo + hi)))
 
 
@@ -106,6 +107,4 @@ def test_screened_auto_exposure_takes_every_step_of_the_plain_bisection():
         dr, sigma, n = rng.uniform(9.6, 14.8), rng.uniform(0.3, 0.5), rng.uniform(0.8, 1.0)
         assert auto_exposure(img, dr, sigma, n) == _plain_bisection(img, dr, sigma, n), i
         x = img.astype(np.float64) * 3.0
-        black = 2.0 ** (-dr)
-        ref = crf(np.clip((np.clip(x, 0.0, 1.0) - black) / (1.0 - black), 0.0, 1.0), sigma, n)
-        assert np.array_equal(expose(x, 1.0, dr, sigma, n), ref)
+        assert np.array_equal(expose(x, 1.0, dr, sigma, n), _plain_expose(x, dr, sigma, n))
