@@ -13,7 +13,9 @@ runs' own; nothing is recomputed (but the means of ``--earlier`` rows).
 ``--earlier CSV METHODS`` adds, per style, those of METHODS that the run lacks: their rows of an earlier run's
 ``results.csv`` (``{style}`` in the path is the style) join the mean tables (marked †; their means by
 ``render_eval.pipeline.summarize``, as the run computes its own) and one more paired table: the run's reference
-against their per-panorama rows. Renders are
+against their per-panorama rows. ``--earlier`` may be given several times (marked †, ‡, ...), and a METHODS item
+``NAME=SHOWN`` shows the earlier run's ``NAME`` rows as ``SHOWN`` (a model this run scores under the same name, e.g.
+the previous weights of a retrained default; its rows are not part of the agreement check). Renders are
 deterministic to float rounding, so an earlier run with the same settings scored the same ground-truth renders;
 that is checked, not assumed: every method the two runs share must agree on every panorama within
 ``EARLIER_TOLERANCE`` in every paired metric, else the script stops and says which.
@@ -37,8 +39,8 @@ COMPACT = ["pu21_psnr", "si_mse_log", "irr_err", "irr_bias", "light_angle", "pea
 PAIRED = ["psnr", "ssim", "vdp_jod", "mse_1e3", "pu21_psnr", "irr_err", "peak_err"]
 #: Largest difference allowed between the two runs' rows of a shared method (same panorama, same metric).
 EARLIER_TOLERANCE = 1e-3
-#: How the earlier run's methods are marked in the mean tables.
-EARLIER_MARK = "†"
+#: How each earlier run's methods are marked in the mean tables (first --earlier, second, ...).
+EARLIER_MARKS = "†‡§¶"
 
 
 def styles(out: Path) -> dict[str, dict]:
@@ -71,12 +73,14 @@ def read_rows(path: Path) -> list[dict]:
     return list(rows.values())
 
 
-def earlier_rows(out: Path, style: str, csv_pattern: str, methods: list[str]) -> tuple[list[dict], list[dict], dict]:
+def earlier_rows(out: Path, style: str, csv_pattern: str, methods: list[str],
+                 shown: dict[str, str] | None = None) -> tuple[list[dict], list[dict], dict]:
     """This run's rows, the earlier run's rows of ``methods`` (once every method both share agrees: module doc) and
-    how they agreed (the shared methods, how many values were compared, the largest difference)."""
+    how they agreed (the shared methods, how many values were compared, the largest difference). ``shown`` renames
+    earlier methods (earlier name -> shown name) before anything is compared; ``methods`` are shown names."""
     now = read_rows(out / style / "results.csv" if (out / style).is_dir() else out / "results.csv")
     before_path = Path(csv_pattern.format(style=style))
-    before = read_rows(before_path)
+    before = [{**r, "method": (shown or {}).get(r["method"], r["method"])} for r in read_rows(before_path)]
     now_by = {(r["method"], r["stem"]): r for r in now}
     shared = sorted({r["method"] for r in before} & {r["method"] for r in now} - {"noise floor"})
     if not shared:
@@ -97,7 +101,8 @@ def earlier_rows(out: Path, style: str, csv_pattern: str, methods: list[str]) ->
                 largest, compared = max(largest, abs(a - b)), compared + 1
     missing = sorted(set(methods) - {r["method"] for r in before})
     if missing:
-        raise SystemExit(f"{before_path}: no rows of {missing}")
+        names = {v: k for k, v in (shown or {}).items()}
+        raise SystemExit(f"{before_path}: no rows of {sorted(names.get(m, m) for m in missing)}")
     agreement = {"shared": shared, "compared": compared, "largest_difference": largest}
     return now, [r for r in before if r["method"] in methods], agreement
 
@@ -119,29 +124,34 @@ def main(argv: list[str]) -> int:
         return 2
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("outs", nargs="+", type=Path, help="python -m render_eval output folders")
-    ap.add_argument("--earlier", nargs=2, metavar=("CSV", "METHODS"),
-                    help="an earlier run's results.csv ({style} = the style) and the comma-separated methods to pair")
+    ap.add_argument("--earlier", nargs=2, action="append", default=[], metavar=("CSV", "METHODS"),
+                    help="an earlier run's results.csv ({style} = the style) and the comma-separated methods to pair "
+                         "(NAME=SHOWN shows its NAME rows as SHOWN); may be given several times")
     args = ap.parse_args(argv)
     for out in args.outs:
         for style, res in styles(out).items():
             order, summary = res["order"], res["summary"]
             rendered = any(k in e for e in summary for k in RENDER_METRICS)
-            # the earlier run's methods that this run lacks join the mean tables, marked with a dagger
-            methods = [m for m in args.earlier[1].split(",") if m not in res["order"]] if args.earlier else []
-            earlier = bool(methods and res.get("paired"))
-            if earlier:
-                now, before, agreement = earlier_rows(out, style, args.earlier[0], methods)
-                summary = summary + [{**e, "method": f"{e['method']} {EARLIER_MARK}"}
-                                     for e in summarize(before, RENDER_METRICS + COMPACT)]
-                order = order + [f"{m} {EARLIER_MARK}" for m in methods]
+            # each earlier run's methods that this run lacks join the mean tables, marked with a dagger (its own)
+            earlier = []
+            for (csv_pattern, names), mark in zip(args.earlier, EARLIER_MARKS):
+                shown = dict(n.split("=", 1) for n in names.split(",") if "=" in n)
+                methods = [shown.get(n, n) for n in (n.split("=", 1)[0] for n in names.split(","))]
+                methods = [m for m in methods if m not in res["order"]]
+                if methods and res.get("paired"):
+                    now, before, agreement = earlier_rows(out, style, csv_pattern, methods, shown)
+                    summary = summary + [{**e, "method": f"{e['method']} {mark}"}
+                                         for e in summarize(before, RENDER_METRICS + COMPACT)]
+                    order = order + [f"{m} {mark}" for m in methods]
+                    earlier.append((csv_pattern, mark, methods, now, before, agreement))
             print(f"### `{style}` ({'renders' if rendered else 'panoramas and light, no rendering'}; `{out}`)\n")
             lines = table(summary, order, RENDER_METRICS) if rendered else []
             lines += ([""] if lines else []) + table(summary, order, COMPACT)
             lines += [""] + paired(res.get("paired") or [], res["order"])
-            if earlier:
+            for csv_pattern, mark, methods, now, before, agreement in earlier:
                 ref = res["paired"][0]["reference"]
-                title = (f"Paired against `{ref}`, the earlier run's rows ({EARLIER_MARK} in the tables above: "
-                         f"`{args.earlier[0].format(style=style)}`; its rows of "
+                title = (f"Paired against `{ref}`, an earlier run's rows ({mark} in the tables above: "
+                         f"`{csv_pattern.format(style=style)}`; its rows of "
                          f"{', '.join(f'`{m}`' for m in agreement['shared'])} reproduce this run's: "
                          f"{agreement['compared']} values, largest difference {agreement['largest_difference']:.1e}):")
                 entries = paired_differences([r for r in now if r["method"] == ref] + before, ref, PAIRED)

@@ -130,6 +130,24 @@ def test_no_render_mode_gives_the_light_table_without_blender_renders(tmp_path):
     # its mean rows join the tables, marked, with the same numbers as this run's koeo (the rows are the same)
     means = [ln for ln in text.splitlines() if ln.startswith(("| koeo |", "| koeo_before † |")) and "p=" not in ln]
     assert len(means) == 2 and means[0].split("|")[2:] == means[1].split("|")[2:], means
+    # a second --earlier, whose koeo is another model under this run's name: NAME=SHOWN keeps it apart (its rows,
+    # 1 dB better here, are not checked against this run's koeo) and marks it with the second dagger
+    other = tmp_path / "other.csv"
+    other.write_text("\n".join(ln if ",koeo,pu21_psnr," not in ln else
+                               ",".join(str(float(v) + 1) if i == 3 and v not in ("", "None") else v
+                                        for i, v in enumerate(ln.split(","))) for ln in lines))
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert mod.main([str(out), "--earlier", str(earlier), "koeo_before",
+                         "--earlier", str(other), "koeo=koeo_previous"]) == 0
+    text = buf.getvalue()
+    assert any(ln.startswith("| koeo_before † |") for ln in text.splitlines())
+    prev = [ln for ln in text.splitlines() if ln.startswith("| koeo_previous ‡ |")]
+    assert len(prev) == 1 and "Paired against `ldr`, an earlier run's rows (‡" in text
+    with pytest.raises(SystemExit, match="no rows of \\['masia'\\]"):
+        mod.main([str(out), "--earlier", str(earlier), "masia=masia_previous"])
+    with pytest.raises(SystemExit, match="not the same renders"):
+        mod.main([str(out), "--earlier", str(other), "koeo_previous"])  # without the rename koeo is compared
     moved = [ln.split(",") for ln in lines]
     row = next(r for r in moved if len(r) == 5 and r[1] == "ldr" and r[2] == "irr_err")
     row[3] = str(float(row[3]) + 0.1)  # the shared ldr row no longer reproduces: not the same run settings
