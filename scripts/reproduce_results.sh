@@ -5,7 +5,7 @@
 #                                                          not timed end to end: see docs/results.md)
 #   STEPS_SCALE=0.5 sh scripts/reproduce_results.sh          # every run at half its step budget (the budgets the
 #                                                          results used per model are listed in docs/results.md)
-#   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_w24 (its stage 2)
+#   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_w24 (both stages)
 #   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiments (docs/models.md)
 #
 # Training runs resume (--resume true), so a killed script continues where it stopped; finished runs are skipped.
@@ -50,19 +50,31 @@ real50() {  # train a real50 config on REAL50_DATA (word-split on purpose: two f
   train "$1" --channels-last true --data $REAL50_DATA
 }
 
-# the shipped panolanet_w24 (docs/models.md, "A larger variant"): stage 1 on two DDP ranks of one thread each, as it
-# was trained; it is also the LANet ablation's and the lighting-loss variant's starting point. Its stage 2 and those
-# two ran as one process of one thread each.
+# panolanet_w24's 2026-12-04 recipe (docs/models.md, "How panolanet_w24 was chosen"): stage 1 on two DDP ranks of one
+# thread each; it is the LANet ablation's and the lighting-loss variant's starting point, which ran as one process of
+# one thread each.
 export OMP_NUM_THREADS=1
 TRAIN_LAUNCH="$PY -m torch.distributed.run --standalone --nproc_per_node 2"
 real50 real50_panolanet_w24_stage1
-TRAIN_LAUNCH=$PY
 if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
-  real50 real50_panolanet_w24_stage2
-  SHIPPED=runs/real50_panolanet_w24_stage2/model  # (shipped: its float16 rounding, scripts/ship_model.py)
+  # the shipped weights (2026-12-07, docs/models.md top): the fast stage 1, then an fp32 stage 2 whose steps 1-800
+  # have the paper's losses only and steps 801-1600 the lighting loss (the config's weights), both on two ranks
+  real50 real50_panolanet_w24_fast_stage1
+  s2="configs/real50_panolanet_w24_fast_light00625_stage2.yaml"
+  half=$($PY -c "import math; print(max(1, math.ceil(800 * float('$STEPS_SCALE'))))")
+  full=$($PY -c "import math; print(max(1, math.ceil(1600 * float('$STEPS_SCALE'))))")
+  SHIPPED=runs/real50_panolanet_w24_fast_light00625_stage2/model  # (shipped: its float16 rounding, scripts/ship_model.py)
+  if [ ! -f "$SHIPPED/model.safetensors" ] || [ "$($PY -c "import json; print(json.load(open('$SHIPPED/../final.json'))['steps'])")" != "$full" ]; then
+    # shellcheck disable=SC2086
+    [ -f "$SHIPPED/model.safetensors" ] || $TRAIN_LAUNCH -m hdr_core.train --config "$s2" --steps "$half" --resume true \
+      --progress false --data $REAL50_DATA --light-irradiance-weight 0 --light-glossy-weight 0 --light-peak-weight 0
+    # shellcheck disable=SC2086
+    $TRAIN_LAUNCH -m hdr_core.train --config "$s2" --steps "$full" --resume true --progress false --data $REAL50_DATA
+  fi
 else
   SHIPPED=hdr_core/weights/panolanet_w24
 fi
+TRAIN_LAUNCH=$PY
 real50 real50_ablation_lanet_w24_stage2
 real50 real50_panolanet_w24_light025_stage2
 unset OMP_NUM_THREADS
