@@ -128,16 +128,20 @@ def main(argv: list[str]) -> int:
                     help="an earlier run's results.csv ({style} = the style) and the comma-separated methods to pair "
                          "(NAME=SHOWN shows its NAME rows as SHOWN); may be given several times")
     args = ap.parse_args(argv)
+    if len(args.earlier) > len(EARLIER_MARKS):
+        ap.error(f"at most {len(EARLIER_MARKS)} --earlier")
+    specs = []  # per --earlier: its CSV pattern, its mark, earlier name -> shown name, the shown names
+    for (csv_pattern, names), mark in zip(args.earlier, EARLIER_MARKS):
+        pairs = [(a, b or a) for a, _, b in (n.partition("=") for n in names.split(","))]
+        specs.append((csv_pattern, mark, {a: b for a, b in pairs if a != b}, [b for _, b in pairs]))
     for out in args.outs:
         for style, res in styles(out).items():
             order, summary = res["order"], res["summary"]
             rendered = any(k in e for e in summary for k in RENDER_METRICS)
             # each earlier run's methods that this run lacks join the mean tables, marked with a dagger (its own)
             earlier = []
-            for (csv_pattern, names), mark in zip(args.earlier, EARLIER_MARKS):
-                shown = dict(n.split("=", 1) for n in names.split(",") if "=" in n)
-                methods = [shown.get(n, n) for n in (n.split("=", 1)[0] for n in names.split(","))]
-                methods = [m for m in methods if m not in res["order"]]
+            for csv_pattern, mark, shown, all_methods in specs:
+                methods = [m for m in all_methods if m not in res["order"]]
                 if methods and res.get("paired"):
                     now, before, agreement = earlier_rows(out, style, csv_pattern, methods, shown)
                     summary = summary + [{**e, "method": f"{e['method']} {mark}"}
