@@ -32,14 +32,16 @@ else
   REAL50_DATA="data/pmndrs data/ph"
 fi
 
+scaled() {  # scaled STEPS: STEPS times STEPS_SCALE, rounded up, at least 1
+  $PY -c "import math, sys; print(max(1, math.ceil(int(sys.argv[1]) * float(sys.argv[2]))))" "$1" "$STEPS_SCALE"
+}
 train() {  # train CONFIG_STEM [EXTRA ARGS]: both stages' configs name their own out_dir; skipped when its model/ exists
   stem=$1; shift
   out=$($PY -c "import sys; from hdr_core.train import parse_config; print(parse_config(sys.argv[1:]).out_dir)" \
         --config "configs/$stem.yaml")
   if [ -f "$out/model/model.safetensors" ]; then echo "== $stem: done ($out/model)"; return; fi
-  steps=$($PY -c "import sys, math; from hdr_core.train import parse_config; \
-c = parse_config(sys.argv[2:]); print(max(1, math.ceil(c.steps * float(sys.argv[1]))))" "$STEPS_SCALE" \
-        --config "configs/$stem.yaml")
+  steps=$(scaled "$($PY -c "import sys; from hdr_core.train import parse_config; print(parse_config(sys.argv[1:]).steps)" \
+        --config "configs/$stem.yaml")")
   echo "== $stem: $steps steps -> $out"
   # shellcheck disable=SC2086
   $TRAIN_LAUNCH -m hdr_core.train --config "configs/$stem.yaml" --steps "$steps" --resume true --progress false "$@"
@@ -61,8 +63,8 @@ if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
   # have the paper's losses only and steps 801-1600 the lighting loss (the config's weights), both on two ranks
   real50 real50_panolanet_w24_fast_stage1
   s2="configs/real50_panolanet_w24_fast_light00625_stage2.yaml"
-  half=$($PY -c "import math; print(max(1, math.ceil(800 * float('$STEPS_SCALE'))))")
-  full=$($PY -c "import math; print(max(1, math.ceil(1600 * float('$STEPS_SCALE'))))")
+  half=$(scaled 800)
+  full=$(scaled 1600)
   SHIPPED=runs/real50_panolanet_w24_fast_light00625_stage2/model  # (shipped: its float16 rounding, scripts/ship_model.py)
   if [ ! -f "$SHIPPED/model.safetensors" ] || [ "$($PY -c "import json; print(json.load(open('$SHIPPED/../final.json'))['steps'])")" != "$full" ]; then
     # shellcheck disable=SC2086
