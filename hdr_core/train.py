@@ -423,20 +423,24 @@ def machine_description() -> str:
 
 def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: list[Path], val_files: list[Path],
                     excluded: list[Path], finished: str | None = None, duplicates: list[Path] = (),
-                    val_groups: dict | None = None, excluded_reasons: dict | None = None) -> dict:
+                    val_groups: dict | None = None, excluded_reasons: dict | None = None,
+                    segments: list[dict] = ()) -> dict:
     """What ``RUN/model/training.json`` holds: the command and the resolved config, the data (train / validation /
     excluded by the split rules / lower-resolution duplicates, each panorama with its normalised manifest entry:
     class, site group, licence, provenance; :func:`hdr_core.data.catalog.read_manifest`), the validation groups
-    file (path, sha256, groups), the LDR style mix, the final metrics, when and where; and the ``init_from`` run's
-    record, so a stage-2 model carries stage 1's too."""
+    file (path, sha256, groups), the LDR style mix, the final metrics, when and where; each segment of a resumed
+    run (its steps, command, config differences, machine: ``command`` and ``config`` are the last segment's); and
+    the ``init_from`` run's record, so a stage-2 model carries stage 1's too."""
     def panoramas(files: list[Path]) -> list[dict]:
         entries = entries_for(list(files))
         return [entries[Path(f)] for f in sorted(files)]
 
     train = panoramas(train_files)
+    config = json.loads(json.dumps(dataclasses.asdict(cfg)))
     record = {
         "command": command,
-        "config": dataclasses.asdict(cfg),
+        "config": config,
+        "segments": training_segments(list(segments), config),
         "data": {"train": train, "validation": panoramas(val_files),
                  "excluded_by_split_rules": [{**e, "excluded_because": (excluded_reasons or {}).get(Path(f), "")}
                                              for f, e in zip(sorted(excluded), panoramas(excluded))],
@@ -456,6 +460,50 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
                 record["init_from_record"] = json.loads(src.read_text())
                 break
     return record
+
+
+def segment_entry(cfg: TrainConfig, command: str, first: int, last: int, world: int) -> dict:
+    """One segment of a run (the steps one command trained, ``[first, last)``), as the checkpoints carry it across
+    resumes and :func:`training_segments` writes it into training.json."""
+    return {"steps": [first, last], "command": command, "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
+            "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_description(),
+            "world_size": world}
+
+
+def earlier_segments(state_metrics: dict, out_dir: Path, start_step: int) -> list[dict]:
+    """The segments before a resume at ``start_step``: the checkpoint's own list; for a checkpoint written before
+    runs kept it, the run's training.json when it ended exactly there (its command and config), else one segment
+    marked unrecorded."""
+    if start_step == 0:
+        return []
+    if "segments" in state_metrics:
+        return list(state_metrics["segments"])
+    try:
+        rec = json.loads((out_dir / "model" / "training.json").read_text())
+    except (OSError, ValueError):
+        rec = {}
+    if rec.get("metrics", {}).get("steps") == start_step:
+        return rec.get("segments") or [{
+            "steps": [0, start_step], "command": rec.get("command"), "config": rec.get("config"),
+            "finished_utc": rec.get("finished_utc"), "machine": rec.get("machine"),
+            "world_size": rec.get("metrics", {}).get("world_size"),
+            "note": "from the run's training.json of before per-segment records: if that run was resumed too, its "
+                    "earlier commands are not recorded"}]
+    return [{"steps": [0, start_step], "command": None, "config": None,
+             "note": "not recorded: the checkpoint was written before training records kept each segment"}]
+
+
+def training_segments(segments: list[dict], final_config: dict) -> list[dict]:
+    """The segments as training.json lists them: each one's config as its differences from the final config (the
+    record's ``config``), so what changed between segments (steps, a loss weight) reads at a glance."""
+    out = []
+    for seg in segments:
+        seg = dict(seg)
+        cfg = seg.pop("config", None)
+        if cfg is not None:
+            seg["config_differences"] = {k: v for k, v in cfg.items() if final_config.get(k) != v}
+        out.append(seg)
+    return out
 
 
 def _counts(values) -> dict[str, int]:
@@ -675,6 +723,13 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not (master and cfg.progress), unit="step",
                dynamic_ncols=True)
     step, t0, last = start_step, time.time(), dict(resumed_metrics.get("last", {}))
+    command = "python -m hdr_core.train " + shlex.join(sys.argv[1:] if argv is None else argv)
+    segments = earlier_segments(resumed_metrics, out_dir, start_step) if master else []
+
+    def with_this_segment() -> list[dict]:  # a resume that trains nothing adds no segment
+        if step == start_step and segments:
+            return segments
+        return [*segments, segment_entry(cfg, command, start_step, step, world)]
     stop = False  # the time limit is reached
     skipped = 0  # bf16 steps skipped for non-finite gradients (optimizer_step)
     params = list(module.parameters())
@@ -718,7 +773,8 @@ def main(argv: list[str] | None = None) -> dict:
                 preview(batch, step)
                 last.update(val)
         if master and (step % cfg.ckpt_every == 0 or end):
-            save_checkpoint(cfg, net, optimizer, step, best_val, {"initial_val": initial_val, "last": last})
+            save_checkpoint(cfg, net, optimizer, step, best_val,
+                            {"initial_val": initial_val, "last": last, "segments": with_this_segment()})
     bar.close()
     if master and stop:
         print(f"time limit: stopped after step {step} of {cfg.steps} ({time.time() - t0:.0f} s)", flush=True)
@@ -735,9 +791,9 @@ def main(argv: list[str] | None = None) -> dict:
     if master:
         save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step},
                    max_shard_bytes=cfg.max_shard_mib * 2**20)
-        command = "python -m hdr_core.train " + shlex.join(sys.argv[1:] if argv is None else argv)
         record = training_record(cfg, summary, command, train_files, val_files, excluded, duplicates=duplicates,
-                                 val_groups=val_groups, excluded_reasons=excluded_reasons)
+                                 val_groups=val_groups, excluded_reasons=excluded_reasons,
+                                 segments=with_this_segment())
         atomic_write_text(out_dir / "model" / "training.json", json.dumps(record, indent=2))
         atomic_write_text(out_dir / "final.json", json.dumps(summary, indent=2))
         writer.close()

@@ -317,8 +317,37 @@ def test_time_limit_stops_on_time_and_resume_finishes(tmp_path, pano_folder):
     out = tmp_path / "run"
     first = main(_args(pano_folder, out, "--steps", "50", "--time-limit-s", "1e-9"))
     assert first["steps"] == 1 and "val/loss" in first and (out / "model" / "training.json").is_file()
-    done = main(_args(pano_folder, out, "--steps", "2", "--resume", "true"))
+    done = main(_args(pano_folder, out, "--steps", "2", "--resume", "true", "--lr", "3e-4"))
     assert done["steps"] == 2
+    # training.json records both segments: each one's steps and command, and how its config differs from the last
+    record = json.loads((out / "model" / "training.json").read_text())
+    first, second = record["segments"]
+    assert first["steps"] == [0, 1] and second["steps"] == [1, 2] and second["command"] == record["command"]
+    assert "--time-limit-s" in first["command"] and "--time-limit-s" not in second["command"]
+    assert first["config_differences"]["steps"] == 50 and first["config_differences"]["lr"] != 3e-4
+    assert first["config_differences"]["time_limit_s"] == 1e-9 and second["config_differences"] == {}
+    assert first["world_size"] == 1 and "kernels" in first["machine"]
+    # a resume that trains nothing adds no segment
+    main(_args(pano_folder, out, "--steps", "2", "--resume", "true", "--lr", "3e-4"))
+    assert json.loads((out / "model" / "training.json").read_text())["segments"] == record["segments"]
+
+
+def test_segments_before_per_segment_records(tmp_path):
+    """A run resumed from a checkpoint of before per-segment records: its earlier training.json when that ended
+    at the resumed step (the shipped model's first segment was such a run), else one unrecorded segment."""
+    from hdr_core.train import earlier_segments
+
+    assert earlier_segments({}, tmp_path, 0) == []
+    kept = [{"steps": [0, 5], "command": "a"}]
+    assert earlier_segments({"segments": kept}, tmp_path, 5) == kept
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "training.json").write_text(json.dumps(
+        {"command": "python -m hdr_core.train --steps 800", "config": {"steps": 800}, "machine": "m",
+         "finished_utc": "t", "metrics": {"steps": 800, "world_size": 2}}))
+    (seg,) = earlier_segments({}, tmp_path, 800)
+    assert seg["steps"] == [0, 800] and seg["command"].endswith("--steps 800") and seg["world_size"] == 2
+    (seg,) = earlier_segments({}, tmp_path, 60)  # the record ended elsewhere: nothing known about steps 0-60
+    assert seg["steps"] == [0, 60] and seg["command"] is None and "not recorded" in seg["note"]
 
 
 def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
