@@ -58,26 +58,36 @@ real50() {  # train a real50 config on REAL50_DATA (word-split on purpose: two f
 export OMP_NUM_THREADS=1
 TRAIN_LAUNCH="$PY -m torch.distributed.run --standalone --nproc_per_node 2"
 real50 real50_panolanet_w24_stage1
-if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
-  # the shipped weights (2026-12-07, docs/models.md top): the fast stage 1, then an fp32 stage 2 whose steps 1-800
-  # have the paper's losses only and steps 801-1600 the lighting loss (the config's weights), both on two ranks
-  real50 real50_panolanet_w24_fast_stage1
-  s2="configs/real50_panolanet_w24_fast_light00625_stage2.yaml"
+# the shipped weights' recipe (2026-12-07, docs/models.md top): the fast stage 1, then an fp32 stage 2 whose steps
+# 1-800 have the paper's losses only and steps 801-1600 the lighting loss (the config's weights), both on two ranks;
+# its LANet ablation (docs/results.md) is trained the same way from the same stage 1
+real50 real50_panolanet_w24_fast_stage1
+light_second_half() {  # light_second_half CONFIG_STEM: the two segments of that stage 2 (skipped when done)
+  s2="configs/$1.yaml"
+  out=$($PY -c "import sys; from hdr_core.train import parse_config; print(parse_config(sys.argv[1:]).out_dir)" \
+        --config "$s2")
   half=$(scaled 800)
   full=$(scaled 1600)
-  SHIPPED=runs/real50_panolanet_w24_fast_light00625_stage2/model  # (shipped: its float16 rounding, scripts/ship_model.py)
-  if [ ! -f "$SHIPPED/model.safetensors" ] || [ "$($PY -c "import json; print(json.load(open('$SHIPPED/../final.json'))['steps'])")" != "$full" ]; then
-    # shellcheck disable=SC2086
-    [ -f "$SHIPPED/model.safetensors" ] || $TRAIN_LAUNCH -m hdr_core.train --config "$s2" --steps "$half" --resume true \
-      --progress false --data $REAL50_DATA --light-irradiance-weight 0 --light-glossy-weight 0 --light-peak-weight 0
-    # shellcheck disable=SC2086
-    $TRAIN_LAUNCH -m hdr_core.train --config "$s2" --steps "$full" --resume true --progress false --data $REAL50_DATA
+  if [ -f "$out/model/model.safetensors" ] && \
+     [ "$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['steps'])" "$out/final.json")" = "$full" ]; then
+    echo "== $1: done ($out/model)"; return
   fi
+  echo "== $1: steps 1-$half without the lighting loss, then to $full with it -> $out"
+  # shellcheck disable=SC2086
+  [ -f "$out/model/model.safetensors" ] || $TRAIN_LAUNCH -m hdr_core.train --config "$s2" --steps "$half" \
+    --resume true --progress false --data $REAL50_DATA --light-irradiance-weight 0 --light-glossy-weight 0 \
+    --light-peak-weight 0
+  # shellcheck disable=SC2086
+  $TRAIN_LAUNCH -m hdr_core.train --config "$s2" --steps "$full" --resume true --progress false --data $REAL50_DATA
+}
+if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
+  light_second_half real50_panolanet_w24_fast_light00625_stage2
+  SHIPPED=runs/real50_panolanet_w24_fast_light00625_stage2/model  # (shipped: its float16 rounding, scripts/ship_model.py)
 else
   SHIPPED=hdr_core/weights/panolanet_w24
 fi
+light_second_half real50_ablation_lanet_w24_fast_stage2
 TRAIN_LAUNCH=$PY
-real50 real50_ablation_lanet_w24_stage2
 real50 real50_panolanet_w24_light025_stage2
 unset OMP_NUM_THREADS
 # the previous default, panolanet_small (2026-12-03), its LANet ablation and lighting-loss sweep: rows of the
@@ -103,7 +113,7 @@ fi
 $PY -m render_eval --from-hdr data/blender_test --out "$OUT" --ldr-style "$LDR_STYLES" --jobs 2 \
   --method gt --method ldr --method akyuz --method masia --method koeo \
   --method "panolanet_w24=model:$SHIPPED" \
-  --method lanet_w24=model:runs/real50_ablation_lanet_w24_stage2/model \
+  --method lanet_w24=model:runs/real50_ablation_lanet_w24_fast_stage2/model \
   --method hdrcnn_small=model:runs/hdrcnn_small_stage2/model \
   --method singlehdr_small=model:runs/singlehdr_small_stage2/model \
   --method fhdr_small=model:runs/fhdr_small_stage2/model $SYNTH_METHOD \
@@ -112,7 +122,7 @@ $PY -m render_eval --from-hdr data/blender_test --out "$OUT" --ldr-style "$LDR_S
 $PY -m render_eval --from-hdr data/blender_test --out "${OUT}_light" --no-render \
   --ldr-style virtual,mdk08,phone_hdr,camera360,phone_local,filmic \
   --method gt --method ldr --method akyuz --method masia --method koeo --method "panolanet_w24=model:$SHIPPED" \
-  --method lanet_w24=model:runs/real50_ablation_lanet_w24_stage2/model \
+  --method lanet_w24=model:runs/real50_ablation_lanet_w24_fast_stage2/model \
   --method panolanet_w24_light025=model:runs/real50_panolanet_w24_light025_stage2/model \
   --method panolanet_small=model:runs/real50_panolanet_small_stage2/model \
   --method lanet_small=model:runs/real50_ablation_lanet_small_stage2/model \
