@@ -7,7 +7,7 @@ benchmark per style). Per style it prints the render table (when the run rendere
 table, and the paired differences against the run's ``--paired-ref`` for the headline metrics. Numbers are the
 runs' own; nothing is recomputed (but the means of ``--earlier`` rows).
 
-    .venv/bin/python scripts/results_tables.py out/results --earlier docs/results/renders_{style}.csv \
+    .venv/bin/python scripts/results_tables.py out/results --earlier 'docs/results/2026-12-03/renders_{style}.csv' \
         panolanet_small,lanet_small
 
 ``--earlier CSV METHODS`` adds, per style, those of METHODS that the run lacks: their rows of an earlier run's
