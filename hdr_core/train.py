@@ -133,6 +133,10 @@ class TrainConfig:
     light_irradiance_weight: float = 0.0
     light_glossy_weight: float = 0.0
     light_peak_weight: float = 0.0
+    #: The lighting loss applies from this step on (0-based, so steps ``light_from_step + 1`` ... counted from 1):
+    #: the shipped ``panolanet_w24`` has it in the second half of stage 2 (800 of 1600). The same as training to this
+    #: step with the lighting weights at 0 and resuming with them set (tested).
+    light_from_step: int = 0
     # logging / checkpoints
     log_every: int = 10
     eval_every: int = 200
@@ -212,10 +216,11 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * cfg.lr_decay_rate ** (math.floor(p) if cfg.lr_staircase else p)
 
 
-def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, dict]:
+def compute_loss(cfg: TrainConfig, model, batch: dict, step: int | None = None) -> tuple[torch.Tensor, dict]:
     """The paper's loss for the stage: LANet siMSE + 0.05 CE (also LANet on whole panoramas); U-Net log-MSE;
     panoLANet stage 2 Eq. 9; a model with a ``training_loss(out, batch)`` method (the ported baselines) uses its own.
-    Stage "pano" adds the lighting loss if any ``light_*_weight`` is set, and reports the light-accuracy figures
+    Stage "pano" adds the lighting loss if any ``light_*_weight`` is set (and ``step``, the 0-based index of the
+    step whose loss this is, is at least ``light_from_step``; None = always), and reports the light-accuracy figures
     (``irr_err`` ... of :func:`hdr_core.lighting.light_errors`, the prediction calibrated to its input as
     render_eval does). Always also reports the siMSE, so every model's curves compare."""
     x = 2.0 * batch["ldr"] - 1.0
@@ -237,7 +242,7 @@ def compute_loss(cfg: TrainConfig, model, batch: dict) -> tuple[torch.Tensor, di
     parts = {"si_mse": (si if si is not None else si_mse(out.log_hdr.detach(), gt_log)).item()}
     if cfg.stage == "pano":
         weights = (cfg.light_irradiance_weight, cfg.light_glossy_weight, cfg.light_peak_weight)
-        if any(weights):
+        if any(weights) and (step is None or step >= cfg.light_from_step):
             light, terms = light_loss(out.log_hdr.float(), batch["hdr"], batch["ldr"], *weights, return_parts=True)
             loss = loss + light
             parts.update({f"light_{k}": v.item() for k, v in terms.items()})
@@ -662,12 +667,13 @@ def main(argv: list[str] | None = None) -> dict:
     val_ldr_light: dict[str, float] = {}  # the plain LDR's light figures on those pairs (stage pano)
 
     @torch.no_grad()
-    def evaluate() -> dict[str, float]:
+    def evaluate(done: int) -> dict[str, float]:
         """``val/<style>/loss`` and ``val/<style>/si_mse`` per style; ``val/loss`` and ``val/si_mse`` are their
         means weighted by the training mix (with the default mix, exactly the virtual camera's). Stage ``pano``
         also gives the light-accuracy figures ``val/<style>/irr_err`` ... and, beside them, the plain LDR's own
         (``val/<style>/ldr_irr_err`` ...: the linearised input calibrated to itself, render_eval's "LDR" row; the
-        same pairs every time, so computed once)."""
+        same pairs every time, so computed once). ``done``: the steps taken so far; the loss is that of the last
+        one (for the lighting loss's ``light_from_step``)."""
         if not val_sets:
             return {}
         if not val_batches:
@@ -687,8 +693,8 @@ def main(argv: list[str] | None = None) -> dict:
         per_batch: dict[str, list[float]] = collections.defaultdict(list)  # this rank's batches
         for s, batches in val_batches.items():
             for batch in batches:
-                with ctx:
-                    loss, parts = compute_loss(cfg, module, batch)
+                with ctx:  # the loss of the last step taken (the first, before any)
+                    loss, parts = compute_loss(cfg, module, batch, max(done - 1, 0))
                 per_batch[f"val/{s}/loss"].append(loss.item())
                 per_batch[f"val/{s}/si_mse"].append(parts["si_mse"])
                 for k in LIGHT_METRICS:
@@ -717,7 +723,7 @@ def main(argv: list[str] | None = None) -> dict:
     # --- loop ------------------------------------------------------------------------------------
     from tqdm import tqdm
 
-    initial_val = evaluate() if start_step == 0 else dict(resumed_metrics.get("initial_val", {}))
+    initial_val = evaluate(0) if start_step == 0 else dict(resumed_metrics.get("initial_val", {}))
 
     model.train()
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not (master and cfg.progress), unit="step",
@@ -740,7 +746,7 @@ def main(argv: list[str] | None = None) -> dict:
         for g in optimizer.param_groups:
             g["lr"] = lr
         with ctx:
-            loss, parts = compute_loss(cfg, model, batch)
+            loss, parts = compute_loss(cfg, model, batch, step)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if not optimizer_step(cfg, optimizer, scaler, params):
@@ -765,7 +771,7 @@ def main(argv: list[str] | None = None) -> dict:
                 for k, v in last.items():
                     writer.add_scalar(k, v, step)
         if step % cfg.eval_every == 0 or end:
-            val = evaluate()
+            val = evaluate(step)
             if master:
                 for k, v in val.items():
                     writer.add_scalar(k, v, step)

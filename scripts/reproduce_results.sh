@@ -47,9 +47,10 @@ train() {  # train CONFIG_STEM [EXTRA ARGS]: both stages' configs name their own
   $TRAIN_LAUNCH -m hdr_core.train --config "configs/$stem.yaml" --steps "$steps" --resume true --progress false "$@"
 }
 TRAIN_LAUNCH=$PY
-real50() {  # train a real50 config on REAL50_DATA (word-split on purpose: two folders)
+real50() {  # real50 CONFIG_STEM [EXTRA ARGS]: train a real50 config on REAL50_DATA (word-split on purpose: two folders)
+  stem=$1; shift
   # shellcheck disable=SC2086
-  train "$1" --channels-last true --data $REAL50_DATA
+  train "$stem" --channels-last true --data $REAL50_DATA "$@"
 }
 
 # panolanet_w24's 2026-12-04 recipe (docs/models.md, "How panolanet_w24 was chosen"): stage 1 on two DDP ranks of one
@@ -59,34 +60,17 @@ export OMP_NUM_THREADS=1
 TRAIN_LAUNCH="$PY -m torch.distributed.run --standalone --nproc_per_node 2"
 real50 real50_panolanet_w24_stage1
 # the shipped weights' recipe (2026-12-07, docs/models.md top): the fast stage 1, then an fp32 stage 2 whose steps
-# 1-800 have the paper's losses only and steps 801-1600 the lighting loss (the config's weights), both on two ranks;
-# its LANet ablation (docs/results.md) is trained the same way from the same stage 1
+# 1-800 have the paper's losses only and steps 801-1600 the lighting loss too (the config's light_from_step; the
+# shipped run made them as two segments, which gives the same weights), both on two ranks; its LANet ablation
+# (docs/results.md) is trained the same way from the same stage 1
 real50 real50_panolanet_w24_fast_stage1
-light_second_half() {  # light_second_half CONFIG_STEM: the two segments of that stage 2 (skipped when done)
-  s2="configs/$1.yaml"
-  out=$($PY -c "import sys; from hdr_core.train import parse_config; print(parse_config(sys.argv[1:]).out_dir)" \
-        --config "$s2")
-  half=$(scaled 800)
-  full=$(scaled 1600)
-  if [ -f "$out/model/model.safetensors" ] && \
-     [ "$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['steps'])" "$out/final.json")" = "$full" ]; then
-    echo "== $1: done ($out/model)"; return
-  fi
-  echo "== $1: steps 1-$half without the lighting loss, then to $full with it -> $out"
-  # shellcheck disable=SC2086
-  [ -f "$out/model/model.safetensors" ] || $TRAIN_LAUNCH -m hdr_core.train --config "$s2" --steps "$half" \
-    --resume true --progress false --data $REAL50_DATA --light-irradiance-weight 0 --light-glossy-weight 0 \
-    --light-peak-weight 0
-  # shellcheck disable=SC2086
-  $TRAIN_LAUNCH -m hdr_core.train --config "$s2" --steps "$full" --resume true --progress false --data $REAL50_DATA
-}
 if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
-  light_second_half real50_panolanet_w24_fast_light00625_stage2
+  real50 real50_panolanet_w24_fast_light00625_stage2 --light-from-step "$(scaled 800)"
   SHIPPED=runs/real50_panolanet_w24_fast_light00625_stage2/model  # (shipped: its float16 rounding, scripts/ship_model.py)
 else
   SHIPPED=hdr_core/weights/panolanet_w24
 fi
-light_second_half real50_ablation_lanet_w24_fast_stage2
+real50 real50_ablation_lanet_w24_fast_stage2 --light-from-step "$(scaled 800)"
 TRAIN_LAUNCH=$PY
 real50 real50_panolanet_w24_light025_stage2
 unset OMP_NUM_THREADS

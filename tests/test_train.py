@@ -337,6 +337,31 @@ def test_light_loss_weights_add_the_lighting_terms_and_validation_reports_light_
     assert parts["peak_bias"] < 0  # an untrained net does not restore the clipped sun
     crop, crop_parts = compute_loss(dataclasses.replace(cfg, stage="crop", light_peak_weight=1.0), net, batch)
     assert "irr_err" not in crop_parts  # crops are not panoramas: no light terms
+    late = dataclasses.replace(cfg, light_irradiance_weight=1.0, light_from_step=5)  # from step index 5 on
+    with torch.no_grad():
+        assert compute_loss(late, net, batch, 4)[0].item() == base.item()
+        assert compute_loss(late, net, batch, 5)[0].item() == compute_loss(late, net, batch)[0].item() > base.item()
+
+
+def test_light_from_step_is_the_two_segment_recipe(tmp_path, pano_folder):
+    """One run with ``--light-from-step K`` ends with the same weights as the shipped model's two segments: K steps
+    with the lighting weights at 0, then ``--resume`` with them set; training.json lists both segments."""
+    from hdr_core.train import main
+
+    s1 = tmp_path / "s1"
+    main(_args(pano_folder, s1, "--model", "panolanet_small", "--steps", "1", "--eval-every", "1"))
+    common = ["--model", "panolanet_small", "--stage", "pano", "--pano-height", "32", "--init-from", str(s1),
+              "--eval-every", "2", "--ckpt-every", "2", "--light-irradiance-weight", "0.5",
+              "--light-glossy-weight", "0.5", "--light-peak-weight", "0.1"]
+    off = ["--light-irradiance-weight", "0", "--light-glossy-weight", "0", "--light-peak-weight", "0"]
+    main(_args(pano_folder, tmp_path / "two", *common, "--steps", "3", *off))
+    two = main(_args(pano_folder, tmp_path / "two", *common, "--steps", "6", "--resume", "true"))
+    one = main(_args(pano_folder, tmp_path / "one", *common, "--steps", "6", "--light-from-step", "3"))
+    lit = main(_args(pano_folder, tmp_path / "lit", *common, "--steps", "6"))  # the lighting loss from the start
+    assert one["param_checksums"] == two["param_checksums"] != lit["param_checksums"]
+    record = json.loads((tmp_path / "two" / "model" / "training.json").read_text())
+    assert [seg["steps"] for seg in record["segments"]] == [[0, 3], [3, 6]]
+    assert record["segments"][0]["config_differences"]["light_peak_weight"] == 0.0
 
 
 def test_light_loss_is_scale_free_after_calibration_and_sees_the_sun():
