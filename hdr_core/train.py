@@ -441,7 +441,7 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
         return [entries[Path(f)] for f in sorted(files)]
 
     train = panoramas(train_files)
-    config = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    config = config_dict(cfg)
     record = {
         "command": command,
         "config": config,
@@ -467,12 +467,16 @@ def training_record(cfg: TrainConfig, summary: dict, command: str, train_files: 
     return record
 
 
-def segment_entry(cfg: TrainConfig, command: str, first: int, last: int, world: int) -> dict:
-    """One segment of a run (the steps one command trained, ``[first, last)``), as the checkpoints carry it across
-    resumes and :func:`training_segments` writes it into training.json."""
-    return {"steps": [first, last], "command": command, "config": json.loads(json.dumps(dataclasses.asdict(cfg))),
-            "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine_description(),
-            "world_size": world}
+def config_dict(cfg: TrainConfig) -> dict:
+    """The resolved config as JSON values (lists, not tuples): what training.json and the checkpoints store."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def segment_entry(cfg: TrainConfig, command: str, world: int) -> dict:
+    """What one segment of a run (the steps one command trained) records besides its steps and end time, which the
+    loop adds (:func:`main`): the checkpoints carry the segments across resumes and :func:`training_segments`
+    writes them into training.json."""
+    return {"command": command, "config": config_dict(cfg), "machine": machine_description(), "world_size": world}
 
 
 def earlier_segments(state_metrics: dict, out_dir: Path, start_step: int) -> list[dict]:
@@ -731,11 +735,13 @@ def main(argv: list[str] | None = None) -> dict:
     step, t0, last = start_step, time.time(), dict(resumed_metrics.get("last", {}))
     command = "python -m hdr_core.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     segments = earlier_segments(resumed_metrics, out_dir, start_step) if master else []
+    this_segment = segment_entry(cfg, command, world) if master else {}
 
     def with_this_segment() -> list[dict]:  # a resume that trains nothing adds no segment
         if step == start_step and segments:
             return segments
-        return [*segments, segment_entry(cfg, command, start_step, step, world)]
+        return [*segments, {"steps": [start_step, step], **this_segment,
+                            "finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}]
     stop = False  # the time limit is reached
     skipped = 0  # bf16 steps skipped for non-finite gradients (optimizer_step)
     params = list(module.parameters())

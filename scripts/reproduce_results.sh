@@ -54,8 +54,8 @@ real50() {  # real50 CONFIG_STEM [EXTRA ARGS]: train a real50 config on REAL50_D
 }
 
 # panolanet_w24's 2026-12-04 recipe (docs/models.md, "How panolanet_w24 was chosen"): stage 1 on two DDP ranks of one
-# thread each; it is the LANet ablation's and the lighting-loss variant's starting point, which ran as one process of
-# one thread each.
+# thread each; it is the quarter-weight lighting-loss variant's starting point (real50_panolanet_w24_light025_stage2
+# below, one process of one thread).
 export OMP_NUM_THREADS=1
 TRAIN_LAUNCH="$PY -m torch.distributed.run --standalone --nproc_per_node 2"
 real50 real50_panolanet_w24_stage1
