@@ -20,7 +20,10 @@ angle ``theta = (row + 0.5) pi / h`` and azimuth ``phi = (col + 0.5) pi / h``; d
 stops (log2): ``irr_err`` mean ``|log2 E_pred(n) / E_gt(n)|`` over the normals (1.0 = on average a factor 2 off),
 ``irr_bias`` the signed mean (+1.2 = the light is 2^1.2 = 2.3x too bright), ``light_angle`` degrees between the two
 brightest lights' directions, ``peak_err`` / ``peak_bias`` ``|log2|`` / ``log2`` of the energy ratio of the
-brightest lights.
+brightest lights, and ``key_angle``: ``light_angle`` only where the ground truth has a key light, one light at least
+:data:`KEY_MARGIN_STOPS` (a factor 2) brighter than any other (:func:`light_margin`). In a studio with two equal
+softboxes or a square of equal street lamps "the brightest light" is a coin toss: a prediction that calls the other
+softbox brightest is 160 degrees off by ``light_angle`` and has done nothing wrong a render would show.
 """
 
 from __future__ import annotations
@@ -34,8 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["GLOSSY_EXPONENTS", "LIGHT_METRICS", "LIGHT_SIZE", "NORMALS", "PEAK_CAP_DEG", "brightest_light", "cap_light",
-           "glossy", "irradiance", "light_accuracy", "light_errors", "light_stats", "pano_directions", "peak_cap"]
+__all__ = ["GLOSSY_EXPONENTS", "KEY_MARGIN_STOPS", "LIGHT_METRICS", "LIGHT_SIZE", "NORMALS", "PEAK_CAP_DEG",
+           "RIVAL_APART_DEG", "brightest_light", "cap_light", "glossy", "irradiance", "light_accuracy", "light_errors",
+           "light_margin", "light_stats", "pano_directions", "peak_cap"]
 
 #: Working size (width, height) the panorama is area-averaged to before any light is measured.
 LIGHT_SIZE = (128, 64)
@@ -48,8 +52,15 @@ _LUMA = (0.2126, 0.7152, 0.0722)
 GLOSSY_EXPONENTS = (64.0, 16.0)
 #: Height of the panorama the glossy lobes are computed on (``h x 2h``; a lobe of exponent 64 is ~17 deg wide).
 GLOSSY_HEIGHT = 32
-#: Keys of :func:`light_accuracy`.
+#: Keys of :func:`light_errors` (what training validation reports); :func:`light_accuracy` adds ``key_angle``.
 LIGHT_METRICS = ("irr_err", "irr_bias", "light_angle", "peak_err", "peak_bias")
+#: A panorama has a key light (one brightest light) only if that light outshines every other by at least this many
+#: stops (:func:`light_margin`); only then is ``key_angle`` defined.
+KEY_MARGIN_STOPS = 1.0
+#: How far apart (degrees) :func:`light_margin` looks for rivals: twice the cap, so no two caps overlap.
+RIVAL_APART_DEG = 2 * PEAK_CAP_DEG
+#: How many rival lights :func:`light_margin` weighs against the brightest.
+RIVALS = 4
 _EPS = 1e-12
 
 
@@ -122,17 +133,52 @@ def glossy(pano: Tensor, exponent: float = GLOSSY_EXPONENTS[0], height: int = GL
     return (lum.reshape(lum.shape[0], -1) @ k.T).reshape(lum.shape)
 
 
+def _smoothed_peaks(lum: Tensor, d: Tensor, count: int, apart_deg: float) -> Tensor:
+    """``B x count x 3`` directions of the highest values of the luminance ``lum`` (``B x h x 2h``) smoothed by a 3x3
+    box (columns wrap, rows clamp; a single hot pixel does not win), each at least ``apart_deg`` from those before
+    (the first is the peak itself)."""
+    padded = F.pad(F.pad(lum[:, None], (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1), mode="replicate")
+    smooth = F.avg_pool2d(padded, 3, stride=1)[:, 0].reshape(lum.shape[0], -1)
+    dirs, peaks = d.reshape(-1, 3), []
+    for i in range(count):
+        peaks.append(dirs[smooth.argmax(1)])  # B x 3
+        if i == count - 1:
+            break
+        near = (dirs[None] * peaks[-1][:, None]).sum(-1) >= math.cos(math.radians(apart_deg))
+        smooth = smooth.masked_fill(near, -math.inf)
+    return torch.stack(peaks, 1)
+
+
+def _caps(d: Tensor, centres: Tensor, cap_deg: float) -> Tensor:
+    """``B x (h*2h)`` 0/1 weights of the pixels (directions ``d``, ``h x 2h x 3``) within ``cap_deg`` of each of the
+    ``B x 3`` ``centres``."""
+    return ((d.reshape(1, -1, 3) * centres[:, None]).sum(-1) >= math.cos(math.radians(cap_deg))).to(d.dtype)
+
+
 def peak_cap(pano: Tensor, cap_deg: float = PEAK_CAP_DEG) -> Tensor:
     """``B x (h*2h)`` 0/1 weights of the pixels within ``cap_deg`` of each panorama's luminance peak (at
-    :data:`LIGHT_SIZE`). The peak is found on the luminance smoothed by a 3x3 box (columns wrap, rows clamp), so a
-    single hot pixel does not win; not differentiable (a location)."""
+    :data:`LIGHT_SIZE`; the peak of the luminance smoothed by a 3x3 box, so a single hot pixel does not win); not
+    differentiable (a location)."""
     with torch.no_grad():
         lum = _luminance_small(pano)
         d, _ = pano_directions(lum.shape[-2], lum.dtype, lum.device)
-        padded = F.pad(F.pad(lum[:, None], (1, 1, 0, 0), mode="circular"), (0, 0, 1, 1), mode="replicate")
-        smooth = F.avg_pool2d(padded, 3, stride=1)[:, 0]
-        peak = d.reshape(-1, 3)[smooth.reshape(smooth.shape[0], -1).argmax(1)]  # B x 3
-        return ((d.reshape(1, -1, 3) * peak[:, None]).sum(-1) >= math.cos(math.radians(cap_deg))).to(lum.dtype)
+        return _caps(d, _smoothed_peaks(lum, d, 1, 0.0)[:, 0], cap_deg)
+
+
+def light_margin(pano: Tensor, rivals: int = RIVALS) -> Tensor:
+    """Stops (``B``) by which each panorama's brightest light (:func:`brightest_light`) outshines its strongest rival:
+    ``log2`` of its energy over the largest energy in a :data:`PEAK_CAP_DEG` cap around each of the next ``rivals``
+    peaks of the smoothed luminance, each at least :data:`RIVAL_APART_DEG` from the brightest light and from each
+    other (so no two caps overlap, and a sun's aureole is not its own rival). Negative when a rival's cap holds more
+    light than the peak's (a large window beside a small hot lamp). Below :data:`KEY_MARGIN_STOPS` a panorama has no
+    single brightest light: two softboxes, a row of street lamps."""
+    with torch.no_grad():
+        lum = _luminance_small(pano)
+        d, omega = pano_directions(lum.shape[-2], lum.dtype, lum.device)
+        peaks = _smoothed_peaks(lum, d, 1 + rivals, RIVAL_APART_DEG)  # B x (1 + rivals) x 3
+        e = lum.reshape(lum.shape[0], -1) * omega.reshape(1, -1)
+        energy = torch.stack([(e * _caps(d, peaks[:, i], PEAK_CAP_DEG)).sum(1) for i in range(1 + rivals)], 1)
+        return torch.log2((energy[:, 0] + _EPS) / (energy[:, 1:].amax(1) + _EPS))
 
 
 def cap_light(pano: Tensor, cap: Tensor) -> tuple[Tensor, Tensor]:
@@ -181,13 +227,17 @@ def light_errors(pred: Tensor, gt: Tensor) -> dict[str, Tensor]:
             "peak_bias": pr}
 
 
-def light_accuracy(pred, gt) -> dict[str, float]:
+def light_accuracy(pred, gt) -> dict[str, float | None]:
     """How far a predicted panorama's light is from the ground truth's (module docstring; stops and degrees).
 
     Args:
         pred, gt: ``H x W x 3`` linear equirectangular panoramas (any sizes), both calibrated to the same LDR input.
 
     Returns:
-        ``irr_err``, ``irr_bias``, ``light_angle``, ``peak_err``, ``peak_bias``.
+        ``irr_err``, ``irr_bias``, ``light_angle``, ``peak_err``, ``peak_bias``, and ``key_angle``: ``light_angle``
+        if the ground truth has a key light (:func:`light_margin` at least :data:`KEY_MARGIN_STOPS`), else None.
     """
-    return {k: float(v[0]) for k, v in light_errors(_as_tensor(pred), _as_tensor(gt)).items()}
+    gt_t = _as_tensor(gt)
+    out: dict[str, float | None] = {k: float(v[0]) for k, v in light_errors(_as_tensor(pred), gt_t).items()}
+    out["key_angle"] = out["light_angle"] if float(light_margin(gt_t)[0]) >= KEY_MARGIN_STOPS else None
+    return out

@@ -114,13 +114,15 @@ METRIC_NAMES = {
     "irr_err": "irradiance error (stops)",
     "irr_bias": "irradiance bias (stops)",
     "light_angle": "brightest-light direction error (deg)",
+    "key_angle": "key-light direction error (deg; one clear brightest light only)",
     "peak_err": "brightest-light energy error (stops)",
     "peak_bias": "brightest-light energy bias (stops)",
 }
 #: Key -> True if a higher value is better.
 HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "mse_1e3": False, "mse_hdr_1e3": False, "vdp_jod": True, "flip": False,
                     "si_mse_lin": False, "si_mse_log": False, "pu21_psnr": True, "pu21_ssim": True,
-                    "irr_err": False, "irr_bias": False, "light_angle": False, "peak_err": False, "peak_bias": False}
+                    "irr_err": False, "irr_bias": False, "light_angle": False, "key_angle": False, "peak_err": False,
+                    "peak_bias": False}
 #: Signed metrics (a bias: 0 is best, the sign says too bright or too dark); left out of "better" counts.
 SIGNED_METRICS = ("irr_bias", "peak_bias")
 
@@ -361,13 +363,14 @@ def pano_metrics(pred_hdr, gt_hdr) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------------------------- light accuracy
 
-def light_metrics(pred_hdr, gt_hdr) -> dict[str, float]:
+def light_metrics(pred_hdr, gt_hdr) -> dict[str, float | None]:
     """How far the light a calibrated panorama casts is from the ground truth's, without rendering.
 
     :func:`hdr_core.lighting.light_accuracy`: ``irr_err`` (mean ``|log2|`` irradiance ratio over 26 surface
     normals, stops), ``irr_bias`` (its signed mean: +1 = twice too bright), ``light_angle`` (degrees between the
-    brightest lights' directions), ``peak_err`` / ``peak_bias`` (``|log2|`` / ``log2`` of the brightest light's
-    energy ratio, stops).
+    brightest lights' directions), ``key_angle`` (the same, or None where the ground truth has no single brightest
+    light: :func:`hdr_core.lighting.light_margin`), ``peak_err`` / ``peak_bias`` (``|log2|`` / ``log2`` of the
+    brightest light's energy ratio, stops).
     """
     from hdr_core.lighting import light_accuracy
 

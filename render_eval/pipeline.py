@@ -83,6 +83,24 @@ def _load_cached(path: Path, signature: str | None) -> dict | None:
     return row
 
 
+def _lacks_light_metrics(row: dict) -> bool:
+    """A scored row without every light metric of today (:data:`render_eval.report.LIGHT_METRICS`): one cached
+    before a metric was added."""
+    from render_eval.report import LIGHT_METRICS
+
+    return row.get("status") == "ok" and row.get("method") != NOISE_FLOOR and any(k not in row for k in LIGHT_METRICS)
+
+
+def _add_light_metrics(row: dict, prediction: Path, gt_cal: np.ndarray) -> None:
+    """Complete a cached row's light metrics from its saved calibrated prediction (cheap, no rendering; the render
+    metrics stay as cached). Left as it is when the prediction is gone."""
+    from hdr_core.io import read_hdr
+    from render_eval.metrics import light_metrics
+
+    if prediction.is_file():
+        row.update(light_metrics(read_hdr(prediction), gt_cal))
+
+
 def _save_json(path: Path, data: dict) -> None:
     from hdr_core.checkpoint import atomic_write_text
 
@@ -158,7 +176,8 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
     signatures = {m.name: m.signature(opts.model_size) + run_kind for m in methods}
     signatures[NOISE_FLOOR] = "noise floor" + run_kind
     cached = {n: _load_cached(p, signatures.get(n)) for n, p in done.items()}
-    if all(r is not None for r in cached.values()):
+    stale = {n for n, r in cached.items() if r is not None and _lacks_light_metrics(r)}
+    if all(r is not None for r in cached.values()) and not stale:
         return list(cached.values())
     if item.ldr is None:
         return [{"stem": item.stem, "method": n, "status": "missing LDR input"} for n in names]
@@ -189,6 +208,9 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
     for m in methods:
         path = done[m.name]
         if cached[m.name] is not None:
+            if m.name in stale:  # cached before a light metric existed: measured again on its saved prediction
+                _add_light_metrics(cached[m.name], out / "predictions" / m.name / f"{item.stem}.exr", gt_cal)
+                _save_json(path, cached[m.name])
             rows.append(cached[m.name])
             continue
         try:

@@ -25,7 +25,7 @@ from render_eval.metrics import METRIC_NAMES, SIGNED_METRICS
 RENDER_METRICS = ["psnr", "ssim", "vdp_jod", "mse_1e3", "mse_hdr_1e3", "flip"]
 PANO_METRICS = ["si_mse_lin", "si_mse_log", "pu21_psnr", "pu21_ssim"]
 #: Light accuracy (no rendering): :func:`render_eval.metrics.light_metrics`.
-LIGHT_METRICS = ["irr_err", "irr_bias", "light_angle", "peak_err", "peak_bias"]
+LIGHT_METRICS = ["irr_err", "irr_bias", "light_angle", "key_angle", "peak_err", "peak_bias"]
 ALL_METRICS = RENDER_METRICS + PANO_METRICS + LIGHT_METRICS
 #: Metrics a paired comparison counts wins on (the signed biases have no "better" direction).
 PAIRED_METRICS = [k for k in ALL_METRICS if k not in SIGNED_METRICS]
@@ -58,7 +58,7 @@ def write_results_csv(rows: list[dict], path: Path) -> None:
     w = csv.writer(buf)
     w.writerow(["stem", "method", "metric", "value", "status"])
     for r in rows:
-        keys = [k for k in ALL_METRICS if k in r]
+        keys = [k for k in ALL_METRICS if r.get(k) is not None]  # None: undefined here (key_angle)
         if r.get("status") != "ok" or not keys:
             w.writerow([r["stem"], r["method"], "", "", r.get("status", "")])
         for k in keys:
@@ -81,7 +81,7 @@ def read_results_csv(path: Path) -> list[dict]:
 
 def _digits(key: str) -> int:
     """Decimals a metric's mean and interval are printed with."""
-    return {"ssim": 3, "pu21_ssim": 3, "light_angle": 1}.get(key, 2)
+    return {"ssim": 3, "pu21_ssim": 3, "light_angle": 1, "key_angle": 1}.get(key, 2)
 
 
 def _fmt(entry: dict | None, key: str) -> str:
@@ -115,7 +115,9 @@ LIGHT_NOTE = ("Light accuracy (no rendering): the light each calibrated panorama
               "edges and corners; cosine-weighted over the sphere): error = mean |log2 ratio| in stops "
               "(1 = a factor 2), bias = signed mean (+1 = twice too bright); the brightest light (a "
               "10° cap around the luminance peak: the sun, a lamp, a window): the angle between its directions "
-              "and its energy ratio in stops.")
+              "and its energy ratio in stops; the key-light angle is that angle on the panoramas whose ground "
+              "truth has one clear brightest light (at least twice the energy of any other light 20° or more "
+              "away), where a prediction that calls another, equally bright light the brightest is not wrong.")
 
 
 def paired_rows(paired: list[dict], order: list[str],

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from render_eval.pipeline import paired_differences, summarize  # noqa: E402
 from render_eval.report import RENDER_METRICS, _fmt, _md_table, metric_name, paired_rows  # noqa: E402
 
-COMPACT = ["pu21_psnr", "si_mse_log", "irr_err", "irr_bias", "light_angle", "peak_bias"]
+COMPACT = ["pu21_psnr", "si_mse_log", "irr_err", "irr_bias", "light_angle", "key_angle", "peak_bias"]
 PAIRED = ["psnr", "ssim", "vdp_jod", "mse_1e3", "pu21_psnr", "irr_err", "peak_err"]
 #: Largest difference allowed between the two runs' rows of a shared method (same panorama, same metric).
 EARLIER_TOLERANCE = 1e-3

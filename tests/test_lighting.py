@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from hdr_core import lighting
 from hdr_core.lighting import NORMALS, _as_tensor, brightest_light, irradiance, light_accuracy, pano_directions
 
 
@@ -62,7 +63,7 @@ def test_brightest_light_finds_the_sun_and_its_energy():
 def test_light_accuracy_identity_scale_and_rotation():
     img, _ = _sun_pano()
     assert light_accuracy(img, img) == {"irr_err": 0.0, "irr_bias": 0.0, "light_angle": 0.0, "peak_err": 0.0,
-                                        "peak_bias": 0.0}
+                                        "peak_bias": 0.0, "key_angle": 0.0}
     twice = light_accuracy(2 * img, img)
     assert twice["irr_bias"] == pytest.approx(1.0) and twice["irr_err"] == pytest.approx(1.0)
     assert twice["peak_bias"] == pytest.approx(1.0) and twice["light_angle"] < 1e-6
@@ -74,6 +75,27 @@ def test_light_accuracy_identity_scale_and_rotation():
     # two directions at zenith angle 40 deg, 60 deg apart in azimuth: cos g = cos^2 40 + sin^2 40 cos 60
     expect = math.degrees(math.acos(math.cos(math.radians(40)) ** 2 + math.sin(math.radians(40)) ** 2 * 0.5))
     assert light_accuracy(moved, img)["light_angle"] == pytest.approx(expect, abs=2.5)
+
+
+def test_light_margin_tells_a_key_light_from_two_equal_lights():
+    one, s = _sun_pano()
+    assert float(lighting.light_margin(_as_tensor(one))[0]) > 10  # a sun over a uniform sky: no rival
+    other, t = _sun_pano(theta_deg=80.0, phi_deg=250.0)  # a second sun as bright, 110+ degrees away
+    equal_margin = math.log2(_disc_energy(one) / _disc_energy(other))  # the two discs' pixels differ a little
+    assert abs(equal_margin) < 0.5
+    for ratio in (1.0, 1 / 4):
+        two = np.maximum(one, other * ratio)  # the sky stays 0.5
+        expect = equal_margin - math.log2(ratio)
+        assert float(lighting.light_margin(_as_tensor(two))[0]) == pytest.approx(expect, abs=0.02)
+    # the prediction calls the other light brightest: 110+ degrees off; only a key light makes that an error
+    swapped = np.maximum(one / 2, other)
+    equal = light_accuracy(swapped, np.maximum(one, other))
+    assert equal["light_angle"] > 100 and equal["key_angle"] is None
+    clear = light_accuracy(swapped, np.maximum(one, other / 4))
+    assert clear["key_angle"] == clear["light_angle"] > 100 and lighting.KEY_MARGIN_STOPS == 1.0
+    # a rival inside the cap's neighbourhood (the sun's own aureole) does not count
+    aureole, _ = _sun_pano(theta_deg=40.0, phi_deg=112.0, sun=2e3, radius_deg=5.0)  # 12 deg away: within 20
+    assert float(lighting.light_margin(_as_tensor(np.maximum(one, aureole)))[0]) > 10
 
 
 def test_light_accuracy_does_not_depend_much_on_resolution():

@@ -162,6 +162,25 @@ def test_model_method_and_model_size_change_recomputes_only_that_method(hdr_dir,
     assert main(args + ["--model-size", "bad"]) == 2
 
 
+def test_rows_cached_before_a_light_metric_existed_get_it_from_their_saved_prediction(hdr_dir, tmp_path):
+    out = tmp_path / "out"
+    args = ["--from-hdr", str(hdr_dir), "--method", "ldr", "--method", "koeo", "--out", str(out), "--no-render",
+            "--no-report", "--paired-ref", "ldr", "--no-progress"]
+    assert main(args) == 0
+    row_path, pred = out / "items" / "p1" / "koeo.json", out / "predictions" / "koeo" / "p1.exr"
+    full = json.loads(row_path.read_text())
+    assert "key_angle" in full and full["light_angle"] >= 0
+    old = {k: v for k, v in full.items() if k not in ("key_angle", "light_angle")}  # as cached before they existed
+    row_path.write_text(json.dumps(old))
+    stamp = pred.stat().st_mtime_ns
+    assert main(args) == 0
+    again = json.loads(row_path.read_text())
+    assert again == full and pred.stat().st_mtime_ns == stamp  # measured on the saved prediction, not predicted anew
+    pred.unlink()  # without its prediction a cached row stays as it is
+    row_path.write_text(json.dumps(old))
+    assert main(args) == 0 and json.loads(row_path.read_text()) == old
+
+
 def test_cli_usage_errors(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--method", "nonsense", "--gt", str(tmp_path), "--ldr", str(tmp_path)]) == 2
     with pytest.raises(SystemExit):
