@@ -243,7 +243,9 @@ def compute_loss(cfg: TrainConfig, model, batch: dict, step: int | None = None) 
     if cfg.stage == "pano":
         weights = (cfg.light_irradiance_weight, cfg.light_glossy_weight, cfg.light_peak_weight)
         if any(weights) and (step is None or step >= cfg.light_from_step):
-            light, terms = light_loss(out.log_hdr.float(), batch["hdr"], batch["ldr"], *weights, return_parts=True)
+            with torch.autocast(out.log_hdr.device.type, enabled=False):  # fp32 (see light_figures)
+                light, terms = light_loss(out.log_hdr.float(), batch["hdr"], batch["ldr"], *weights,
+                                          return_parts=True)
             loss = loss + light
             parts.update({f"light_{k}": v.item() for k, v in terms.items()})
         parts.update(light_figures(out.log_hdr.detach().float().clamp(max=20).exp(), batch))
@@ -253,9 +255,12 @@ def compute_loss(cfg: TrainConfig, model, batch: dict, step: int | None = None) 
 @torch.no_grad()
 def light_figures(pred: torch.Tensor, batch: dict) -> dict[str, float]:
     """Batch means of :func:`hdr_core.lighting.light_errors` for linear panoramas ``pred``, calibrated to the
-    batch's LDR input (Eq. 1, as render_eval does it) against its calibrated HDR."""
-    pred = calibrate(pred, batch["ldr"], channel_axis=1)
-    return {k: v.mean().item() for k, v in light_errors(pred, batch["hdr"]).items()}
+    batch's LDR input (Eq. 1, as render_eval does it) against its calibrated HDR. In fp32 even under autocast, like
+    the lighting loss: a calibrated sun (up to ~1e5) overflows fp16, and bf16 matrix products would round its
+    energy to 3 significant digits."""
+    with torch.autocast(pred.device.type, enabled=False):
+        pred = calibrate(pred.float(), batch["ldr"].float(), channel_axis=1)
+        return {k: v.mean().item() for k, v in light_errors(pred, batch["hdr"].float()).items()}
 
 
 def autocast_context(cfg: TrainConfig, device: torch.device):

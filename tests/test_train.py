@@ -343,6 +343,34 @@ def test_light_loss_weights_add_the_lighting_terms_and_validation_reports_light_
         assert compute_loss(late, net, batch, 5)[0].item() == compute_loss(late, net, batch)[0].item() > base.item()
 
 
+def test_lighting_terms_stay_fp32_under_autocast():
+    """Under bf16 autocast (``--amp true``, the GPU recipe) the lighting loss and the light figures are the fp32
+    ones of the same prediction: autocast would run their matrix products in bf16 (in fp16 a sun overflows)."""
+    import torch
+
+    from hdr_core.losses import light_loss
+    from hdr_core.models import create_model
+    from hdr_core.train import compute_loss, light_figures
+
+    torch.manual_seed(0)
+    net = create_model("panolanet_small").eval()
+    hdr = torch.rand(2, 3, 32, 64) * 4 + 0.01
+    hdr[..., 5:7, 20:22] = 3e4  # a sun the LDR clips
+    batch = {"ldr": hdr.clamp(0, 1), "hdr": hdr}
+    cfg = TrainConfig(data=["x"], stage="pano", light_irradiance_weight=1.0, light_glossy_weight=0.5,
+                      light_peak_weight=0.25)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        _, parts = compute_loss(cfg, net, batch)
+        log_hdr = net(2.0 * batch["ldr"] - 1.0).log_hdr  # the same prediction (eval mode: deterministic)
+        in_autocast = light_loss(log_hdr.float(), hdr, batch["ldr"], return_parts=True)[1]
+    with torch.no_grad():
+        _, fp32 = light_loss(log_hdr.float(), hdr, batch["ldr"], return_parts=True)
+        figures = light_figures(log_hdr.float().exp(), batch)
+    assert all(parts[f"light_{k}"] == v.item() for k, v in fp32.items())
+    assert any(in_autocast[k].item() != v.item() for k, v in fp32.items())  # what the guard is for
+    assert all(parts[k] == v for k, v in figures.items())
+
+
 def test_light_from_step_is_the_two_segment_recipe(tmp_path, pano_folder):
     """One run with ``--light-from-step K`` ends with the same weights as the shipped model's two segments: K steps
     with the lighting weights at 0, then ``--resume`` with them set; training.json lists both segments."""
