@@ -773,7 +773,8 @@ def main(argv: list[str] | None = None) -> dict:
                 stop = bool(flag.item())
         end = stop or step == cfg.steps
         if master:
-            last = {"train/loss": loss.item(), "train/si_mse": parts["si_mse"], "lr": lr}
+            # the stage's own figures: siMSE, and in stage "pano" the lighting-loss terms and light figures
+            last = {"train/loss": loss.item(), **{f"train/{k}": v for k, v in parts.items()}, "lr": lr}
             bar.set_postfix(loss=f"{last['train/loss']:.4f}")
             bar.update(1)
             if step % cfg.log_every == 0 or end:

@@ -8,7 +8,8 @@
 # Environment: PY (default .venv/bin/python, a CUDA build of torch), DATA (default data/gpu_pack; packed here from
 # ../shared/data/hdri and ../shared/data/hdri_extra when missing), OUT (default runs/gpu).
 # Budget: each stage stops on its own after time_limit_s = 180 s of training (configs/gpu_panolanet_medium_*.yaml),
-# which leaves ~120 s for the start-ups, the pair pools (15 CPU workers), validation and saving. Not yet run on a GPU.
+# which leaves ~120 s for the start-ups, the pair pools (15 CPU workers), validation and saving. Stage 2 adds the
+# shipped model's lighting loss from its step 1500 (of 3000) on. Not yet run on a GPU.
 set -eu
 PY=${PY:-.venv/bin/python}
 DATA=${DATA:-data/gpu_pack}

@@ -354,8 +354,8 @@ def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
     from hdr_core.checkpoint import load_model, weight_files
 
     pack, out = tmp_path / "pack", tmp_path / "runs"
-    tiny = ["--device", "cpu", "--model", "panolanet_small", "--model-args", "{}", "--amp", "false",
-            "--channels-last", "false", "--steps", "2", "--batch-size", "2", "--crop-size", "32",
+    tiny = ["--device", "cpu", "--model", "panolanet_small", "--model-args", "{}", "--amp", "true",
+            "--channels-last", "false", "--steps", "2", "--light-from-step", "1", "--batch-size", "2", "--crop-size", "32",
             "--store-height", "32", "--pano-height", "32", "--pair-pool", "3", "--workers", "0",
             "--val-groups-file", "", "--val-scenes", "v0", "--eval-every", "2", "--eval-batches", "1",
             "--max-shard-mib", "4"]
@@ -372,6 +372,8 @@ def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
     assert record["config"]["stage"] == "pano" and record["init_from_record"]["config"]["stage"] == "crop"
     assert record["metrics"]["steps"] == 2 and [p["name"] for p in record["data"]["validation"]] == ["v0"]
     assert load_model(model).config.encoder_width == 16  # panolanet_small, rebuilt from the shards
+    assert record["config"]["light_irradiance_weight"] > 0 and record["config"]["amp"]  # stage 2 as on the GPU
+    assert "train/light_irradiance" in record["metrics"]  # its second step had the lighting loss
 
 
 @pytest.mark.parametrize("mode", ["crop", "pano"])
