@@ -52,8 +52,9 @@ _LUMA = (0.2126, 0.7152, 0.0722)
 GLOSSY_EXPONENTS = (64.0, 16.0)
 #: Height of the panorama the glossy lobes are computed on (``h x 2h``; a lobe of exponent 64 is ~17 deg wide).
 GLOSSY_HEIGHT = 32
-#: Keys of :func:`light_errors` (what training validation reports); :func:`light_accuracy` adds ``key_angle``.
-LIGHT_METRICS = ("irr_err", "irr_bias", "light_angle", "peak_err", "peak_bias")
+#: Keys of :func:`light_errors` and :func:`light_accuracy` (``key_angle``: NaN / None where the ground truth has no
+#: key light).
+LIGHT_METRICS = ("irr_err", "irr_bias", "light_angle", "peak_err", "peak_bias", "key_angle")
 #: A panorama has a key light (one brightest light) only if that light outshines every other by at least this many
 #: stops (:func:`light_margin`); only then is ``key_angle`` defined.
 KEY_MARGIN_STOPS = 1.0
@@ -215,7 +216,7 @@ def _as_tensor(img) -> Tensor:
 
 def light_errors(pred: Tensor, gt: Tensor) -> dict[str, Tensor]:
     """:func:`light_accuracy`'s figures for batches: ``B``-tensors, from ``B x 3 x H x W`` linear panoramas (both
-    calibrated to the same LDR input; sizes may differ)."""
+    calibrated to the same LDR input; sizes may differ); ``key_angle`` is NaN where ``gt`` has no key light."""
     # Both in one batch: the same kernels sum both, so equal panoramas give exactly equal figures.
     lum = torch.cat([_luminance_small(pred), _luminance_small(gt.to(pred.dtype))])[:, None]
     stats, b = light_stats(lum), pred.shape[0]
@@ -223,8 +224,9 @@ def light_errors(pred: Tensor, gt: Tensor) -> dict[str, Tensor]:
     pr = torch.log2((stats["peak_energy"][:b] + _EPS) / (stats["peak_energy"][b:] + _EPS))
     u, v = stats["peak_dir"][:b], stats["peak_dir"][b:]
     angle = torch.rad2deg(2 * torch.atan2((u - v).norm(dim=1), (u + v).norm(dim=1)))  # stable, exactly 0 at u = v
+    key = light_margin(lum[b:]) >= KEY_MARGIN_STOPS
     return {"irr_err": r.abs().mean(1), "irr_bias": r.mean(1), "light_angle": angle, "peak_err": pr.abs(),
-            "peak_bias": pr}
+            "peak_bias": pr, "key_angle": torch.where(key, angle, torch.full_like(angle, math.nan))}
 
 
 def light_accuracy(pred, gt) -> dict[str, float | None]:
@@ -237,7 +239,5 @@ def light_accuracy(pred, gt) -> dict[str, float | None]:
         ``irr_err``, ``irr_bias``, ``light_angle``, ``peak_err``, ``peak_bias``, and ``key_angle``: ``light_angle``
         if the ground truth has a key light (:func:`light_margin` at least :data:`KEY_MARGIN_STOPS`), else None.
     """
-    gt_t = _as_tensor(gt)
-    out: dict[str, float | None] = {k: float(v[0]) for k, v in light_errors(_as_tensor(pred), gt_t).items()}
-    out["key_angle"] = out["light_angle"] if float(light_margin(gt_t)[0]) >= KEY_MARGIN_STOPS else None
-    return out
+    out = {k: float(v[0]) for k, v in light_errors(_as_tensor(pred), _as_tensor(gt)).items()}
+    return {k: None if math.isnan(v) else v for k, v in out.items()}

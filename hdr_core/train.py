@@ -260,7 +260,24 @@ def light_figures(pred: torch.Tensor, batch: dict) -> dict[str, float]:
     energy to 3 significant digits."""
     with torch.autocast(pred.device.type, enabled=False):
         pred = calibrate(pred.float(), batch["ldr"].float(), channel_axis=1)
-        return {k: v.mean().item() for k, v in light_errors(pred, batch["hdr"].float()).items()}
+        errors = light_errors(pred, batch["hdr"].float())
+    key = errors.pop("key_angle")  # NaN where the panorama has no key light: the mean of the others, and their count
+    out = {k: v.mean().item() for k, v in errors.items()}
+    out["key_lights"] = float(torch.isfinite(key).sum())
+    if out["key_lights"]:
+        out["key_angle"] = key.nanmean().item()
+    return out
+
+
+def add_light_figures(store: dict[str, list[float]], prefix: str, figures: dict[str, float]) -> None:
+    """Append a batch's :func:`light_figures` to per-batch lists (:func:`hdr_core.distributed.all_reduce_means`
+    averages them): ``key_angle`` once per panorama with a key light, so its mean is over those panoramas. Every key
+    is created even when a batch has no key light, so all ranks reduce the same keys."""
+    for k in LIGHT_METRICS:
+        if k == "key_angle":
+            store[prefix + k].extend([figures.get(k, 0.0)] * int(figures["key_lights"]))
+        elif k in figures:
+            store[prefix + k].append(figures[k])
 
 
 def autocast_context(cfg: TrainConfig, device: torch.device):
@@ -694,8 +711,7 @@ def main(argv: list[str] | None = None) -> dict:
                 ldr_light: dict[str, list[float]] = collections.defaultdict(list)
                 for s, batches in val_batches.items():
                     for batch in batches:
-                        for k, v in light_figures(batch["ldr"].float(), batch).items():
-                            ldr_light[f"val/{s}/ldr_{k}"].append(v)
+                        add_light_figures(ldr_light, f"val/{s}/ldr_", light_figures(batch["ldr"].float(), batch))
                 val_ldr_light.update(all_reduce_means(ldr_light))
         model.eval()
         out: dict[str, float] = dict(val_ldr_light)
@@ -706,9 +722,8 @@ def main(argv: list[str] | None = None) -> dict:
                     loss, parts = compute_loss(cfg, module, batch, max(done - 1, 0))
                 per_batch[f"val/{s}/loss"].append(loss.item())
                 per_batch[f"val/{s}/si_mse"].append(parts["si_mse"])
-                for k in LIGHT_METRICS:
-                    if k in parts:
-                        per_batch[f"val/{s}/{k}"].append(parts[k])
+                if "key_lights" in parts:  # stage "pano"
+                    add_light_figures(per_batch, f"val/{s}/", parts)
         out.update(all_reduce_means(per_batch))  # over every rank's batches: one process's figures
         total = sum(mix.values())
         if len(mix) == 1:
@@ -774,7 +789,8 @@ def main(argv: list[str] | None = None) -> dict:
         end = stop or step == cfg.steps
         if master:
             # the stage's own figures: siMSE, and in stage "pano" the lighting-loss terms and light figures
-            last = {"train/loss": loss.item(), **{f"train/{k}": v for k, v in parts.items()}, "lr": lr}
+            last = {"train/loss": loss.item(), **{f"train/{k}": v for k, v in parts.items() if k != "key_lights"},
+                    "lr": lr}
             bar.set_postfix(loss=f"{last['train/loss']:.4f}")
             bar.update(1)
             if step % cfg.log_every == 0 or end:

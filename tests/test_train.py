@@ -343,6 +343,38 @@ def test_light_loss_weights_add_the_lighting_terms_and_validation_reports_light_
         assert compute_loss(late, net, batch, 5)[0].item() == compute_loss(late, net, batch)[0].item() > base.item()
 
 
+def test_validation_key_angle_is_a_mean_over_the_panoramas_with_a_key_light():
+    import collections
+
+    import torch
+
+    from hdr_core.distributed import all_reduce_means
+    from hdr_core.lighting import light_errors
+    from hdr_core.train import add_light_figures, light_figures
+
+    def pano(*lights):  # a dim sky with 2x2-pixel lights of the given strengths at the given columns
+        p = torch.full((3, 32, 64), 0.2)
+        for col, value in lights:
+            p[:, 10:12, col:col + 2] = value
+        return p
+
+    key, two = pano((10, 400.0)), pano((10, 400.0), (42, 400.0))  # a key light; two equal lights 180 deg apart
+    hdr = torch.stack([key, two, two])
+    batch = {"hdr": hdr, "ldr": hdr.clamp(0, 1)}
+    errors = light_errors(hdr.clamp(0, 1), hdr)
+    assert torch.isfinite(errors["key_angle"]).tolist() == [True, False, False]
+    figures = light_figures(batch["ldr"], batch)
+    assert figures["key_lights"] == 1.0 and figures["key_angle"] == errors["light_angle"][0].item()
+    assert figures["light_angle"] == pytest.approx(errors["light_angle"].mean().item())
+    store = collections.defaultdict(list)
+    add_light_figures(store, "v/", figures)
+    no_key = {"hdr": hdr[1:], "ldr": batch["ldr"][1:]}
+    add_light_figures(store, "v/", light_figures(no_key["ldr"], no_key))  # no key light: nothing added, key kept
+    means = all_reduce_means(store)
+    assert len(store["v/key_angle"]) == 1 and means["v/key_angle"] == figures["key_angle"]
+    assert len(store["v/irr_err"]) == 2 and "key_lights" not in str(sorted(store))
+
+
 def test_lighting_terms_stay_fp32_under_autocast():
     """Under bf16 autocast (``--amp true``, the GPU recipe) the lighting loss and the light figures are the fp32
     ones of the same prediction: autocast would run their matrix products in bf16 (in fp16 a sun overflows)."""

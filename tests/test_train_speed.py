@@ -355,8 +355,8 @@ def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
 
     pack, out = tmp_path / "pack", tmp_path / "runs"
     tiny = ["--device", "cpu", "--model", "panolanet_small", "--model-args", "{}", "--amp", "true",
-            "--channels-last", "false", "--steps", "2", "--light-from-step", "1", "--batch-size", "2", "--crop-size", "32",
-            "--store-height", "32", "--pano-height", "32", "--pair-pool", "3", "--workers", "0",
+            "--channels-last", "false", "--steps", "2", "--light-from-step", "1", "--batch-size", "2",
+            "--crop-size", "32", "--store-height", "32", "--pano-height", "32", "--pair-pool", "3", "--workers", "0",
             "--val-groups-file", "", "--val-scenes", "v0", "--eval-every", "2", "--eval-batches", "1",
             "--max-shard-mib", "4"]
     env = {**os.environ, "PY": sys.executable, "DATA": str(pack), "OUT": str(out),
