@@ -7,6 +7,9 @@
 #                                                          results used per model are listed in docs/results.md)
 #   RETRAIN_SHIPPED=1 sh scripts/reproduce_results.sh        # also retrain the shipped panolanet_w24 (both stages)
 #   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiments (docs/models.md)
+#   RENDER_ARGS="--resolution 48x27 --samples 4 --no-vdp" ...  # extra render_eval flags for the render run (a smoke
+#                                                          run of the whole script: with STEPS_SCALE=0.002 and
+#                                                          LDR_STYLES=virtual in a fresh clone, ~30 min on 2 cores)
 #
 # Training runs resume (--resume true), so a killed script continues where it stopped; finished runs are skipped.
 # GPU users: the same commands pick CUDA; for several GPUs replace "$PY -m hdr_core.train" with
@@ -16,6 +19,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 STEPS_SCALE=${STEPS_SCALE:-1}
 OUT=${OUT:-out/results}
+RENDER_ARGS=${RENDER_ARGS:-}
 # LDR styles rendered (hdr_core.looks; each style renders every method again, the ground truth is shared)
 LDR_STYLES=${LDR_STYLES:-virtual,mdk08,phone_hdr,camera360,phone_local,filmic}
 
@@ -101,7 +105,7 @@ $PY -m render_eval --from-hdr data/blender_test --out "$OUT" --ldr-style "$LDR_S
   --method hdrcnn_small=model:runs/hdrcnn_small_stage2/model \
   --method singlehdr_small=model:runs/singlehdr_small_stage2/model \
   --method fhdr_small=model:runs/fhdr_small_stage2/model $SYNTH_METHOD \
-  --model-size 512x256 --paired-ref panolanet_w24
+  --model-size 512x256 --paired-ref panolanet_w24 $RENDER_ARGS
 # the panorama and light tables of every style, with the training-free baselines (no rendering: minutes)
 $PY -m render_eval --from-hdr data/blender_test --out "${OUT}_light" --no-render \
   --ldr-style virtual,mdk08,phone_hdr,camera360,phone_local,filmic \
