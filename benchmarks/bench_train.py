@@ -264,6 +264,8 @@ E2E_VARIANTS = {
     "ddp2_pool_amp_fused_gloo": (2, [*_POOL, "--amp", "true", "--fused-adam", "true", "--ddp-shared-memory", "false"]),
     # batch norm over the global batch (the one-process training; the ddp2 variants normalise per rank)
     "ddp2_pool_syncbn": (2, [*_POOL, "--sync-bn", "true"]),
+    # the shipped stage 2's way (fp32, global batch norm, the fused Adam, fresh pairs)
+    "ddp2_syncbn_fused": (2, [*_CL, "--sync-bn", "true", "--fused-adam", "true"]),
 }
 E2E_CONFIGS = {"crop": ("ship_panolanet_small_stage1.yaml", []),
                # from random weights (no stage-1 run needed; the weights do not change the step's cost)

@@ -652,10 +652,13 @@ def main(argv: list[str] | None = None) -> dict:
     if ddp and cfg.sync_bn:
         sync_batchnorm(module, device)
     model = module
-    if ddp:  # find_unused_parameters: a baseline's own loss may leave outputs unused
+    if ddp:
+        # find_unused_parameters walks the autograd graph after every backward: only for a ported baseline's own loss
+        # in stage 2, which may leave outputs unused (panoLANet's unread head is frozen above; LANet's loss reads all)
         model = torch.nn.parallel.DistributedDataParallel(
             module, device_ids=[local_rank] if device.type == "cuda" else None,
-            find_unused_parameters=cfg.stage == "pano", gradient_as_bucket_view=True)  # the same sums, fewer copies
+            find_unused_parameters=cfg.stage == "pano" and hasattr(module, "training_loss"),
+            gradient_as_bucket_view=True)  # the same sums, fewer copies
         if cfg.ddp_shared_memory and device.type == "cpu":
             why_not = shared_memory_all_reduce(model)
             if master:

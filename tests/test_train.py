@@ -193,6 +193,9 @@ def test_stage2_freezes_exactly_the_parameters_eq9_does_not_reach():
     assert sorted(n for n, p in fresh.named_parameters() if not p.requires_grad) == no_grad
     assert freeze_unused_by_loss(TrainConfig(stage="crop"), create_model("panolanet_small")) == []
     assert freeze_unused_by_loss(cfg, create_model("lanet_small")) == []  # the ablation's loss reads its seg head
+    lanet = create_model("lanet_small")  # ... so every parameter gets a gradient: DDP needs no find_unused_parameters
+    compute_loss(TrainConfig(stage="pano", model="lanet_small"), lanet, batch)[0].backward()
+    assert all(p.grad is not None for p in lanet.parameters())
 
 
 @pytest.mark.slow
