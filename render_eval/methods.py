@@ -16,6 +16,8 @@ Every prediction is calibrated against the LDR input (Eq. 1) before it lights th
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,14 +34,55 @@ class Method:
     kind: str
     arg: str = ""
 
-    def signature(self, model_size: tuple[int, int] | None = None) -> str:
-        """What a cached result row was computed with: a row of another signature is recomputed, not reused."""
+    def signature(self, model_size: tuple[int, int] | None = None, weights: bool = True) -> str:
+        """What a cached result row was computed with: a row of another signature is recomputed, not reused. A
+        model's includes a digest of its files (:func:`weights_digest`), so weights retrained or shipped anew in the
+        same folder are not taken for the old ones; ``weights=False`` leaves it out (the form of rows cached before
+        2026-12-07)."""
         size = f"@{model_size[0]}x{model_size[1]}" if self.kind == "model" and model_size else ""
-        return f"{self.kind}:{self.arg}{size}"
+        digest = ""
+        if self.kind == "model" and weights:
+            try:
+                digest = f"#{weights_digest(self.weights_path())}"
+            except FileNotFoundError:  # no such shipped model: predicting says so, in the row
+                digest = "#-"
+        return f"{self.kind}:{self.arg}{size}{digest}"
+
+    def weights_path(self) -> Path:
+        """A model's checkpoint folder or ``.onnx`` file (a shipped model's folder when given by name)."""
+        if self.arg:
+            return Path(self.arg)
+        from hdr_core.predict import default_weights
+
+        return default_weights(self.name)
 
     def describe(self) -> str:
         return {"dir": f"predictions in {self.arg}", "baseline": f"training-free operator {self.arg}",
                 "model": f"hdr_core model {self.arg}", "gt": "ground truth (sanity)"}[self.kind]
+
+
+def weights_digest(path: str | Path) -> str:
+    """12 hex digits of the SHA-256 of what a model predicts with: an ``.onnx`` file, or a checkpoint folder's
+    ``.onnx``, ``.safetensors`` and ``.json`` files but ``training.json`` (names and bytes). Cached per file size and
+    modification time, so a benchmark hashes each model once. ``-`` if the path does not exist (the run then fails
+    on it with its own error)."""
+    p = Path(path)
+    if not p.exists():
+        return "-"
+    files = [p] if p.is_file() else sorted(f for f in p.iterdir() if f.is_file() and f.name != "training.json"
+                                           and f.suffix in (".onnx", ".safetensors", ".json"))
+    return _digest(tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(files: tuple[tuple[str, int, int], ...]) -> str:
+    h = hashlib.sha256()
+    for name, _, _ in files:
+        h.update(Path(name).name.encode() + b"\0")
+        with open(name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:12]
 
 
 def parse_method(spec: str) -> Method:
@@ -99,11 +142,12 @@ class MethodRunner:
             if path is None:
                 raise ImageError(Path(method.arg) / f"{stem}.exr", f"no prediction of {method.name} for {stem}")
             return read_hdr(path)
-        predictor = self._predictors.get(method.name)
+        key = method.signature()  # with the weights' digest: files replaced in place get a new predictor
+        predictor = self._predictors.get(key)
         if predictor is None:
             from hdr_core.predict import Predictor
 
             kw = {"weights": method.arg} if method.arg else {"model": method.name}
-            predictor = self._predictors[method.name] = Predictor(**kw, backend="onnx", threads=self.threads,
-                                                                  size=self.model_size)
+            predictor = self._predictors[key] = Predictor(**kw, backend="onnx", threads=self.threads,
+                                                          size=self.model_size)
         return predictor.predict(ldr, fit="stretch").hdr

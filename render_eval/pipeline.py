@@ -91,6 +91,16 @@ def _lacks_light_metrics(row: dict) -> bool:
     return row.get("status") == "ok" and row.get("method") != NOISE_FLOOR and any(k not in row for k in LIGHT_METRICS)
 
 
+def _same_prediction(saved: Path, pred_cal: np.ndarray) -> bool:
+    """Whether a saved prediction (float32 EXR, as :func:`evaluate_item` writes it) holds exactly ``pred_cal``."""
+    from hdr_core.io import read_hdr
+
+    if not saved.is_file():
+        return False
+    old = read_hdr(saved)
+    return old.shape == pred_cal.shape and np.array_equal(old, np.asarray(pred_cal, np.float32))
+
+
 def _add_light_metrics(row: dict, prediction: Path, gt_cal: np.ndarray) -> None:
     """Complete a cached row's light metrics from its saved calibrated prediction (cheap, no rendering; the render
     metrics stay as cached). Left as it is when the prediction is gone."""
@@ -158,8 +168,9 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
                   cache=None) -> list[dict]:
     """Render and score every method on one panorama; returns result rows (cached ones are read back).
 
-    A cached row is reused only if it was computed with the same method definition, the same render settings and
-    the same kind of run (rendered or ``render=False``); otherwise it is recomputed.
+    A cached row is reused only if it was computed with the same method definition (for a model, the same files:
+    :meth:`render_eval.methods.Method.signature`), the same render settings and the same kind of run (rendered or
+    ``render=False``); otherwise it is recomputed.
     """
     from hdr_core.color import ldr_to_linear
     from hdr_core.errors import ImageError
@@ -177,6 +188,10 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
     signatures[NOISE_FLOOR] = "noise floor" + run_kind
     cached = {n: _load_cached(p, signatures.get(n)) for n, p in done.items()}
     stale = {n for n, r in cached.items() if r is not None and _lacks_light_metrics(r)}
+    # a model's row cached before signatures had the weights' digest: kept only if the model predicts today what
+    # the row's saved prediction holds, bit for bit (a prediction costs a second; a render minutes)
+    unverified = {m.name: row for m in methods if m.kind == "model" and cached[m.name] is None
+                  and (row := _load_cached(done[m.name], m.signature(opts.model_size, weights=False) + run_kind))}
     if all(r is not None for r in cached.values()) and not stale:
         return list(cached.values())
     if item.ldr is None:
@@ -217,15 +232,21 @@ def evaluate_item(item: Item, methods: list[Method], opts: Options, runner: Meth
             pred = runner.predict(m, item.stem, ldr, gt)
             pred_cal = calibrate_to(pred, lin)
             pdir = out / "predictions" / m.name
-            pdir.mkdir(parents=True, exist_ok=True)
-            write_exr(pdir / f"{item.stem}.exr", pred_cal)
-            row = {"stem": item.stem, "method": m.name, "status": "ok"}
-            if opts.render:
-                pred_render = cache.render(pred_cal, settings)
-                row.update(render_metrics(pred_render, gt_render, vdp=opts.vdp, flip=opts.flip))
-            _write_visuals(out, item.stem, m.name, pred_render if opts.render else None, gt_render, pred_cal)
-            row.update(pano_metrics(resize_to(pred_cal, *gt_cal.shape[:2]), gt_cal))
-            row.update(light_metrics(pred_cal, gt_cal))
+            saved = pdir / f"{item.stem}.exr"
+            if m.name in unverified and _same_prediction(saved, pred_cal):
+                row = unverified[m.name]  # the same weights: every metric of the row stands
+                if _lacks_light_metrics(row):
+                    row.update(light_metrics(pred_cal, gt_cal))
+            else:
+                pdir.mkdir(parents=True, exist_ok=True)
+                write_exr(saved, pred_cal)
+                row = {"stem": item.stem, "method": m.name, "status": "ok"}
+                if opts.render:
+                    pred_render = cache.render(pred_cal, settings)
+                    row.update(render_metrics(pred_render, gt_render, vdp=opts.vdp, flip=opts.flip))
+                _write_visuals(out, item.stem, m.name, pred_render if opts.render else None, gt_render, pred_cal)
+                row.update(pano_metrics(resize_to(pred_cal, *gt_cal.shape[:2]), gt_cal))
+                row.update(light_metrics(pred_cal, gt_cal))
         except (ImageError, ValueError, FileNotFoundError) as e:
             row = {"stem": item.stem, "method": m.name, "status": f"error: {e}"}
         row["signature"] = signatures[m.name]

@@ -123,8 +123,11 @@ def test_method_signature_and_model_size_parsing():
     for bad in ("512", "0x2", "ax2", "1x2x3", "-5x4"):
         with pytest.raises(ValueError):
             parse_size(bad)
-    m = parse_method("mine=model:/w")
-    assert m.signature() == "model:/w" and m.signature((512, 256)) == "model:/w@512x256"
+    m = parse_method("mine=model:/w")  # no such folder: no digest ("-"); predicting it fails in its row
+    assert m.signature() == "model:/w#-" and m.signature((512, 256)) == "model:/w@512x256#-"
+    assert m.signature((512, 256), weights=False) == "model:/w@512x256"
+    shipped = parse_method("panolanet_w24=model").signature()  # the shipped files, by name
+    assert shipped.startswith("model:#") and len(shipped) == len("model:#") + 12
     assert parse_method("koeo").signature((512, 256)) == "baseline:koeo"  # the size concerns models only
 
 
@@ -146,7 +149,7 @@ def test_model_method_and_model_size_change_recomputes_only_that_method(hdr_dir,
     item = out / "items" / "p0"
     assert main(args + ["--model-size", "64x32"]) == 0
     first = {m: json.loads((item / f"{m}.json").read_text()) for m in ("ldr", "tiny")}
-    assert first["tiny"]["status"] == "ok" and "@64x32|render:" in first["tiny"]["signature"]
+    assert first["tiny"]["status"] == "ok" and "@64x32#" in first["tiny"]["signature"]
     stamps = {m: (item / f"{m}.json").stat().st_mtime_ns for m in ("ldr", "tiny")}
     assert main(args + ["--model-size", "64x32"]) == 0  # same definition: nothing recomputed
     assert stamps == {m: (item / f"{m}.json").stat().st_mtime_ns for m in ("ldr", "tiny")}
@@ -154,7 +157,7 @@ def test_model_method_and_model_size_change_recomputes_only_that_method(hdr_dir,
     second = {m: json.loads((item / f"{m}.json").read_text()) for m in ("ldr", "tiny")}
     assert (item / "ldr.json").stat().st_mtime_ns == stamps["ldr"] and second["ldr"] == first["ldr"]
     assert (item / "tiny.json").stat().st_mtime_ns != stamps["tiny"]
-    assert second["tiny"]["status"] == "ok" and "@128x64|render:" in second["tiny"]["signature"]
+    assert second["tiny"]["status"] == "ok" and "@128x64#" in second["tiny"]["signature"]
     assert "| tiny | " in (out / "summary.md").read_text().split("Paired differences against `ldr`")[1]
     stamps = {m: (item / f"{m}.json").stat().st_mtime_ns for m in ("ldr", "tiny")}
     assert main(args + ["--model-size", "128x64", "--samples", "5"]) == 0  # other render settings: every row redone
@@ -179,6 +182,45 @@ def test_rows_cached_before_a_light_metric_existed_get_it_from_their_saved_predi
     pred.unlink()  # without its prediction a cached row stays as it is
     row_path.write_text(json.dumps(old))
     assert main(args) == 0 and json.loads(row_path.read_text()) == old
+
+
+def test_weights_retrained_in_the_same_folder_are_scored_again(hdr_dir, tmp_path):
+    """A model's rows are keyed by a digest of its files: new weights in the same folder are predicted and scored
+    anew. A row cached before the digest existed is kept only if the model predicts its saved panorama exactly."""
+    import torch
+
+    from hdr_core.checkpoint import save_model
+    from hdr_core.models import create_model
+
+    weights = tmp_path / "tiny"
+    torch.manual_seed(0)
+    save_model(weights, create_model("lanet_small", encoder_width=8).eval())
+    out = tmp_path / "out"
+    args = ["--from-hdr", str(hdr_dir), "--method", f"tiny=model:{weights}", "--out", str(out), "--no-render",
+            "--no-report", "--no-progress", "--model-size", "64x32"]
+    row_path, pred = out / "items" / "p0" / "tiny.json", out / "predictions" / "tiny" / "p0.exr"
+    assert main(args) == 0
+    first = json.loads(row_path.read_text())
+    assert "@64x32#" in first["signature"]
+    legacy = {**first, "signature": first["signature"].replace("#" + first["signature"].split("#")[1].split("|")[0],
+                                                                  "")}
+    assert "#" not in legacy["signature"]
+    row_path.write_text(json.dumps(legacy))
+    stamp = pred.stat().st_mtime_ns
+    assert main(args) == 0  # the same weights: the old row is kept, its prediction not written again
+    assert json.loads(row_path.read_text()) == first and pred.stat().st_mtime_ns == stamp
+    row_path.write_text(json.dumps(legacy))  # an old row (and its saved prediction) of the first weights ...
+    torch.manual_seed(1)
+    save_model(weights, create_model("lanet_small", encoder_width=8).eval())  # ... which are retrained in place
+    assert main(args) == 0
+    second = json.loads(row_path.read_text())  # not the saved prediction: scored anew
+    assert second["signature"] != first["signature"] and second["si_mse_log"] != first["si_mse_log"]
+    assert pred.stat().st_mtime_ns != stamp
+    stamp = pred.stat().st_mtime_ns
+    torch.manual_seed(2)
+    save_model(weights, create_model("lanet_small", encoder_width=8).eval())  # retrained again: a new digest
+    assert main(args) == 0 and json.loads(row_path.read_text())["si_mse_log"] != second["si_mse_log"]
+    assert pred.stat().st_mtime_ns != stamp
 
 
 def test_cli_usage_errors(tmp_path, capsys):
