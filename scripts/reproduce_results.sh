@@ -9,7 +9,8 @@
 #   SYNTH_EXPERIMENT=1 sh scripts/reproduce_results.sh       # also the synthetic-data experiments (docs/models.md)
 #   RENDER_ARGS="--resolution 48x27 --samples 4 --no-vdp" ...  # extra render_eval flags for the render run (a smoke
 #                                                          run of the whole script: with STEPS_SCALE=0.002 and
-#                                                          LDR_STYLES=virtual in a fresh clone, ~30 min on 2 cores)
+#                                                          LDR_STYLES=virtual in a fresh clone, 12.6 min on the
+#                                                          2-core Intel Xeon, 2026-12-07)
 #
 # Training runs resume (--resume true), so a killed script continues where it stopped; finished runs are skipped.
 # GPU users: the same commands pick CUDA; for several GPUs replace "$PY -m hdr_core.train" with
