@@ -5,6 +5,8 @@ Torch, batched ``Bx3xHxW`` tensors, device-agnostic; usable inside a network (ON
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -56,6 +58,23 @@ def saturation_ramp(linear_ldr: torch.Tensor, threshold: float = MERGE_THRESHOLD
     if not 0.0 <= threshold < 1.0:
         raise ValueError(f"merge threshold must be in [0, 1), got {threshold}")
     return ((linear_ldr.mean(dim=1, keepdim=True) - threshold) / (1.0 - threshold)).clamp(0.0, 1.0)
+
+
+def highlight_gain(log_hdr: torch.Tensor, linear_ldr: torch.Tensor, stops: float,
+                   threshold: float = MERGE_THRESHOLD) -> torch.Tensor:
+    """Raise a natural-log HDR prediction by up to ``stops`` where its LDR input is saturated (beyond the paper).
+
+    ``log_hdr + stops * ln 2 * saturation_ramp(linear_ldr, threshold)``: nothing changes where the input's channel
+    mean is at or below ``threshold`` (with the default 0.83, exactly Eq. 1's calibration mask, so calibration is
+    unchanged), the full ``stops`` applies where the input is white. Why: a network trained with log-domain losses
+    predicts about the median of what a clipped highlight may hold, while the light a panorama casts is its energy
+    (the mean), so on panoramas it has not seen its suns and lamps come out too dark; one gain fitted on validation
+    panoramas (``scripts/fit_highlight_gain.py``, docs/models.md) corrects that on average. ``stops == 0`` returns
+    ``log_hdr`` itself (no operation: the paper's models and graphs are unchanged)."""
+    if not stops:
+        return log_hdr
+    ramp = saturation_ramp(linear_ldr, threshold).to(log_hdr.dtype)
+    return log_hdr + (float(stops) * math.log(2.0)) * ramp
 
 
 def merge_mask(linear_ldr: torch.Tensor, threshold: float = MERGE_THRESHOLD) -> torch.Tensor:

@@ -544,6 +544,73 @@ def _counts(values) -> dict[str, int]:
 # ---------------------------------------------------------------------------------------------------- main
 
 
+@dataclass
+class DataSplit:
+    """The panoramas of ``cfg.data`` as a run uses them (:func:`split_files`)."""
+
+    train: list[Path]
+    val: list[Path]
+    excluded: list[Path]  #: the public test set and its cousins (split rules)
+    excluded_reasons: dict  #: why each was excluded
+    duplicates: list[Path]  #: smaller copies of panoramas given twice, dropped
+    val_groups: dict | None  #: the validation groups file's content, if one was used
+
+
+def split_files(cfg: TrainConfig, log=print) -> DataSplit:
+    """Training and validation panoramas of ``cfg.data``: the public test set and its cousins left out (split
+    rules), the larger copy of a panorama given twice kept, validation by ``val_groups_file`` or ``val_scenes``.
+    ``log`` (None = silent) hears what was left out; a violated rule is a ``SystemExit``."""
+    files = find_hdr_files(cfg.data)
+    if not files:
+        raise SystemExit(f"no .hdr/.exr panoramas found in {cfg.data}")
+    excluded_reasons = violations(files)
+    kept = filter_training_files(files)
+    excluded = sorted(set(files) - set(kept))
+    if log and excluded:
+        log(f"split rules: not training on {len(excluded)} test-set panorama(s): {', '.join(map(str, excluded))}",
+            flush=True)
+    files, duplicates = prefer_originals(kept)
+    if log and duplicates:
+        log(f"using the larger copy of {len(duplicates)} panorama(s) given twice; dropped "
+            f"{', '.join(map(str, duplicates))}", flush=True)
+    check_training_files(files)
+    val_groups = None
+    try:
+        if cfg.val_groups_file:
+            val_groups = load_validation_groups(cfg.val_groups_file)
+            train_files, val_files = split_by_groups(files, val_groups)
+        else:
+            val_files = [f for f in files if f.stem in set(cfg.val_scenes)]
+            train_files = [f for f in files if f.stem not in set(cfg.val_scenes)]
+        check_site_groups(train_files, val_files)
+    except (ManifestError, SplitViolation) as e:
+        raise SystemExit(f"error: {e}") from e
+    if not train_files:
+        raise SystemExit("every panorama is a validation scene: nothing to train on")
+    return DataSplit(train_files, val_files, excluded, excluded_reasons, duplicates, val_groups)
+
+
+def pair_config(cfg: TrainConfig) -> PairConfig:
+    """The training pairs' :class:`PairConfig` (stage 1 crops or stage 2 panoramas, the LDR style mix)."""
+    return PairConfig(mode=cfg.stage, crop_size=cfg.crop_size, pano_height=cfg.pano_height,
+                      store_height=cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
+                      camera=CameraConfig(jpeg_prob=cfg.jpeg_prob), ldr_styles=dict(cfg.ldr_styles))
+
+
+def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = False) -> dict[str, PairDataset]:
+    """One :class:`PairDataset` per validation style (the mix's styles, then ``val_styles``): the same held-out pairs
+    (views, seeds) in every style, so styles compare pair by pair, ``eval_batches * batch_size`` pairs each (under
+    DDP each rank evaluates its share). Empty without validation files."""
+    if not val_files:
+        return {}
+    pair_cfg = pair_config(cfg)
+    mix = [s for s, w in cfg.ldr_styles.items() if float(w) > 0]
+    panos = load_panoramas(val_files, pair_cfg.store_height)
+    return {s: PairDataset(panos, dataclasses.replace(pair_cfg, style=s), cfg.eval_batches * cfg.batch_size,
+                           seed=12345, views="standard", augment=False, extras=extras)
+            for s in dict.fromkeys(mix + list(cfg.val_styles))}
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(argv)
 
@@ -576,51 +643,16 @@ def main(argv: list[str] | None = None) -> dict:
     ctx, scaler = autocast_context(cfg, device)
 
     # --- data ------------------------------------------------------------------------------------
-    files = find_hdr_files(cfg.data)
-    if not files:
-        raise SystemExit(f"no .hdr/.exr panoramas found in {cfg.data}")
-    excluded_reasons = violations(files)
-    kept = filter_training_files(files)
-    excluded = sorted(set(files) - set(kept))
-    if master and excluded:
-        print(f"split rules: not training on {len(excluded)} test-set panorama(s): "
-              f"{', '.join(map(str, excluded))}", flush=True)
-    files, duplicates = prefer_originals(kept)
-    if master and duplicates:
-        print(f"using the larger copy of {len(duplicates)} panorama(s) given twice; dropped "
-              f"{', '.join(map(str, duplicates))}", flush=True)
-    check_training_files(files)
-    val_groups = None
-    try:
-        if cfg.val_groups_file:
-            val_groups = load_validation_groups(cfg.val_groups_file)
-            train_files, val_files = split_by_groups(files, val_groups)
-        else:
-            val_files = [f for f in files if f.stem in set(cfg.val_scenes)]
-            train_files = [f for f in files if f.stem not in set(cfg.val_scenes)]
-        check_site_groups(train_files, val_files)
-    except (ManifestError, SplitViolation) as e:
-        raise SystemExit(f"error: {e}") from e
-    if not train_files:
-        raise SystemExit("every panorama is a validation scene: nothing to train on")
-    pair_cfg = PairConfig(mode=cfg.stage, crop_size=cfg.crop_size, pano_height=cfg.pano_height,
-                          store_height=cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
-                          camera=CameraConfig(jpeg_prob=cfg.jpeg_prob), ldr_styles=dict(cfg.ldr_styles))
-    load_h = pair_cfg.store_height
+    split = split_files(cfg, log=print if master else None)
+    train_files, val_files = split.train, split.val
+    pair_cfg = pair_config(cfg)
     net = create_model(cfg.model, **cfg.model_args)
     extras = hasattr(net, "training_loss")  # display / hdr_camera / crf: only the ported baselines' losses read them
-    train_ds = PairDataset(load_panoramas(train_files, load_h), pair_cfg, cfg.steps * cfg.batch_size, cfg.seed,
-                           extras=extras)
-    # validation: the same held-out pairs (views, seeds) in every style, so styles compare pair by pair
+    train_ds = PairDataset(load_panoramas(train_files, pair_cfg.store_height), pair_cfg, cfg.steps * cfg.batch_size,
+                           cfg.seed, extras=extras)
     mix = {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}
     val_styles = list(dict.fromkeys(list(mix) + list(cfg.val_styles)))
-    val_sets: dict[str, PairDataset] = {}
-    if val_files:
-        n_val = cfg.eval_batches * cfg.batch_size  # under DDP each rank evaluates its share (StepSampler)
-        val_panos = load_panoramas(val_files, load_h)
-        for s in val_styles:
-            val_sets[s] = PairDataset(val_panos, dataclasses.replace(pair_cfg, style=s), n_val, seed=12345,
-                                      views="standard", augment=False, extras=extras)
+    val_sets = validation_sets(cfg, val_files, extras)
 
     # --- model -----------------------------------------------------------------------------------
     if getattr(net, "requires_virtual_camera", False) and set(val_styles) - {"virtual"}:
@@ -828,8 +860,9 @@ def main(argv: list[str] | None = None) -> dict:
     if master:
         save_model(out_dir / "model", net, extra={"stage": cfg.stage, "steps": step},
                    max_shard_bytes=cfg.max_shard_mib * 2**20)
-        record = training_record(cfg, summary, command, train_files, val_files, excluded, duplicates=duplicates,
-                                 val_groups=val_groups, excluded_reasons=excluded_reasons,
+        record = training_record(cfg, summary, command, train_files, val_files, split.excluded,
+                                 duplicates=split.duplicates, val_groups=split.val_groups,
+                                 excluded_reasons=split.excluded_reasons,
                                  segments=with_this_segment())
         atomic_write_text(out_dir / "model" / "training.json", json.dumps(record, indent=2))
         atomic_write_text(out_dir / "final.json", json.dumps(summary, indent=2))

@@ -7,6 +7,8 @@ to float32), ``model.json`` (the registered model NAME, whose default config mus
 ``training.json``, and ``model.onnx`` exported from the rounded weights (512x256 for panoLANet; convolution weights
 stored as float16, inference in float32: ``hdr_core.export``). docs/models.md says how much the rounding moves the
 validation scores. Every file is written atomically; an existing folder's files are replaced.
+``--highlight-gain STOPS`` ships the model with that highlight gain (``hdr_core.masks.highlight_gain``; fitted on
+validation by ``scripts/fit_highlight_gain.py``) instead of the run's own (0 unless set).
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def ship(src: Path, name: str, dest: Path, size: tuple[int, int] = (256, 512)) -> Path:
+def ship(src: Path, name: str, dest: Path, size: tuple[int, int] = (256, 512), highlight_gain: float | None = None
+         ) -> Path:
     import torch
 
     from hdr_core.checkpoint import load_model, read_meta, save_model
@@ -28,8 +31,15 @@ def ship(src: Path, name: str, dest: Path, size: tuple[int, int] = (256, 512)) -
 
     meta = read_meta(src)
     net = create_model(name)
-    if net.config.to_dict() != meta["config"]:
-        diff = sorted(k for k, v in net.config.to_dict().items() if meta["config"].get(k) != v)
+    run_cfg = type(net.config).from_dict(meta["config"]).to_dict()  # a config saved before a field existed: its default
+    gain = run_cfg.get("highlight_gain", 0.0) if highlight_gain is None else highlight_gain
+    if highlight_gain is not None and "highlight_gain" not in run_cfg:
+        raise SystemExit(f"{name}: this model has no highlight_gain")
+    if "highlight_gain" in run_cfg:
+        run_cfg["highlight_gain"] = gain
+        net = create_model(name, highlight_gain=gain)
+    if net.config.to_dict() != run_cfg:
+        diff = sorted(k for k, v in net.config.to_dict().items() if run_cfg.get(k) != v)
         raise SystemExit(f"{src}: its config differs from the registered {name!r} in {diff}")
     net.load_state_dict(load_model(src).state_dict(), strict=True)
     extra = {k: meta[k] for k in ("stage", "steps") if k in meta}
@@ -49,8 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("src", type=Path, help="a trained model folder (RUN/model)")
     ap.add_argument("name", help="registered model name; also the folder's name under hdr_core/weights/")
     ap.add_argument("--dest", type=Path, help=f"output folder (default {WEIGHTS_DIR}/NAME)")
+    ap.add_argument("--highlight-gain", type=float, help="stops added where the input is saturated (default: the "
+                    "run's own)")
     args = ap.parse_args(argv)
-    print(ship(args.src, args.name, args.dest or WEIGHTS_DIR / args.name))
+    print(ship(args.src, args.name, args.dest or WEIGHTS_DIR / args.name, highlight_gain=args.highlight_gain))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
+from hdr_core.masks import highlight_gain
 from hdr_core.models._registry import ModelConfig, register_model
 from hdr_core.models.layers import (
     HDRModel,
@@ -61,6 +62,9 @@ class LANetConfig(ModelConfig):
         head_ch: LAM / last-level channels (h1, h0, d0p, d0).
         num_attention_maps: attention maps (2 in the code; the paper's comment says 3).
         num_classes: segmentation classes (over, correct, under).
+        highlight_gain: stops added to the output where the input is saturated
+            (:func:`hdr_core.masks.highlight_gain`; beyond the paper, 0 = the paper's output). Not a trained
+            weight: set after training by ``scripts/fit_highlight_gain.py``.
     """
 
     encoder_layers: tuple[int, ...] = (3, 4, 6, 3)
@@ -72,6 +76,7 @@ class LANetConfig(ModelConfig):
     head_ch: int = 64
     num_attention_maps: int = 2
     num_classes: int = 3
+    highlight_gain: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -136,6 +141,7 @@ class LANet(HDRModel):
         if log_x.dtype != d0.dtype:  # autocast: the conv would round it to d0's dtype anyway; one cast, not two
             log_x = log_x.to(d0.dtype)
         log_hdr = self.out_conv(torch.cat([d0, log_x], dim=1))
+        log_hdr = highlight_gain(log_hdr, (x + 1.0) * 0.5, self.config.highlight_gain)
         return HDROutput(log_hdr=log_hdr, seg_logits=seg, attention=att)
 
 

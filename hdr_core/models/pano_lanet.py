@@ -26,7 +26,7 @@ import dataclasses
 import torch
 from torch import Tensor, nn
 
-from hdr_core.masks import merge_mask
+from hdr_core.masks import highlight_gain, merge_mask
 from hdr_core.models._registry import ModelConfig, register_model
 from hdr_core.models.lanet import PAD_MULTIPLE, LANet, LANetConfig
 from hdr_core.models.layers import (
@@ -61,6 +61,8 @@ class PanoLANetConfig(ModelConfig):
         ceiling_widths: ceiling decoder widths from h/16 to h/2 (d0p uses the last one).
         gate_ch: output channels k of the gated conv (it computes 2k).
         merge_threshold: merge-mask ramp start t (code 0.83; the paper text says 0.13).
+        highlight_gain: stops added to the merged output where the input is saturated (:class:`LANetConfig`);
+            the panorama branch itself never gets it.
     """
 
     pano_branch: str = "lanet"
@@ -76,6 +78,7 @@ class PanoLANetConfig(ModelConfig):
     ceiling_widths: tuple[int, ...] = (256, 128, 64, 64)
     gate_ch: int = 32
     merge_threshold: float = 0.83
+    highlight_gain: float = 0.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -91,6 +94,7 @@ class PanoLANetConfig(ModelConfig):
         """The panorama branch's :class:`LANetConfig` (``bottleneck_ch`` resolved)."""
         names = {f.name for f in dataclasses.fields(LANetConfig)}
         kw = {k: v for k, v in self.to_dict().items() if k in names}
+        kw["highlight_gain"] = 0.0  # applied once, to the merged output
         if self.bottleneck_ch is None:
             kw["bottleneck_ch"] = 1024 if self.pano_branch == "lanet" else 512
         return LANetConfig.from_dict(kw)
@@ -193,6 +197,7 @@ class PanoLANet(HDRModel):
         ceil_log = self.ceiling(pano_to_ceiling(x), pano_to_ceiling(d1))
         m = merge_mask((x + 1.0) * 0.5, self.config.merge_threshold)
         log_hdr = m * ceiling_to_pano(ceil_log) + (1.0 - m) * pano_out.log_hdr
+        log_hdr = highlight_gain(log_hdr, (x + 1.0) * 0.5, self.config.highlight_gain)
         return HDROutput(log_hdr=log_hdr, seg_logits=pano_out.seg_logits, attention=pano_out.attention,
                          merge_mask=m, ceiling_log_hdr=ceil_log, pano_log_hdr=pano_out.log_hdr)
 
