@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--max-simse-rise", type=float, default=0.05, help="relative (default 0.05)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
     ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument("--panoramas", choices=("validation", "training"), default="validation",
+                    help="score pairs of the validation panoramas (default) or, made the same way, of the training "
+                         "panoramas (to see what the model does on panoramas it was trained on; not for choosing)")
     args = ap.parse_args(argv)
 
     import torch
@@ -127,9 +130,9 @@ def main(argv: list[str] | None = None) -> float:
         raise SystemExit(f"{args.model}: already has a highlight gain ({model.config.highlight_gain} stops); fit the "
                          "run's own model")
     split = split_files(cfg, log=None)
-    val_sets = validation_sets(cfg, split.val)
+    val_sets = validation_sets(cfg, split.val if args.panoramas == "validation" else split.train)
     if not val_sets:
-        raise SystemExit(f"{args.config}: no validation panoramas")
+        raise SystemExit(f"{args.config}: no {args.panoramas} panoramas")
     gains = sorted(set(args.gains) | {0.0})
     table = evaluate_gains(model, val_sets, gains, cfg.batch_size)
     chosen = choose_gain(table, args.tolerance, args.max_simse_rise)
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> float:
           f"{table[0.0]['irr_err']:.4f} at 0; siMSE {table[chosen]['si_mse']:.4f} against {table[0.0]['si_mse']:.4f})")
     if args.json:
         atomic_write_text(args.json, json.dumps({"model": str(args.model), "config": args.config,
+                                                 "panoramas": args.panoramas,
                                                  "eval_batches": cfg.eval_batches, "tolerance": args.tolerance,
                                                  "max_simse_rise": args.max_simse_rise, "chosen": chosen,
                                                  "table": {f"{g:g}": f for g, f in table.items()}}, indent=1))

@@ -52,6 +52,14 @@ train() {  # train CONFIG_STEM [EXTRA ARGS]: both stages' configs name their own
   $TRAIN_LAUNCH -m hdr_core.train --config "configs/$stem.yaml" --steps "$steps" --resume true --progress false "$@"
 }
 TRAIN_LAUNCH=$PY
+gained() {  # gained RUN_MODEL NAME CONFIG_STEM DEST: RUN_MODEL shipped to DEST (float16, ONNX) with the highlight gain
+  # that scripts/fit_highlight_gain.py chooses on CONFIG_STEM's validation pairs (its table: DEST.fit.json)
+  if [ -f "$4/model.onnx" ]; then echo "== $4: done"; return; fi
+  # shellcheck disable=SC2086
+  $PY scripts/fit_highlight_gain.py "$1" --config "configs/$3.yaml" --data $REAL50_DATA --json "$4.fit.json"
+  $PY scripts/ship_model.py "$1" "$2" --dest "$4" --highlight-gain \
+    "$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["chosen"])' "$4.fit.json")"
+}
 real50() {  # real50 CONFIG_STEM [EXTRA ARGS]: train a real50 config on REAL50_DATA (word-split on purpose: two folders)
   stem=$1; shift
   # shellcheck disable=SC2086
@@ -71,11 +79,16 @@ real50 real50_panolanet_w24_stage1
 real50 real50_panolanet_w24_fast_stage1
 if [ "${RETRAIN_SHIPPED:-0}" = 1 ]; then
   real50 real50_panolanet_w24_fast_light00625_stage2 --light-from-step "$(scaled 800)"
-  SHIPPED=runs/real50_panolanet_w24_fast_light00625_stage2/model  # (shipped: its float16 rounding, scripts/ship_model.py)
+  # shipped as the repo's: float16, with the highlight gain fitted on validation (scripts/fit_highlight_gain.py)
+  gained runs/real50_panolanet_w24_fast_light00625_stage2/model panolanet_w24 real50_panolanet_w24_stage2 \
+    runs/panolanet_w24_retrained
+  SHIPPED=runs/panolanet_w24_retrained
 else
   SHIPPED=hdr_core/weights/panolanet_w24
 fi
 real50 real50_ablation_lanet_w24_fast_stage2 --light-from-step "$(scaled 800)"
+# the ablation with its own highlight gain, fitted the same way (docs/models.md, "The highlight gain")
+gained runs/real50_ablation_lanet_w24_fast_stage2/model lanet_w24 real50_ablation_lanet_w24_fast_stage2 runs/lanet_w24_gain
 TRAIN_LAUNCH=$PY
 real50 real50_panolanet_w24_light025_stage2
 unset OMP_NUM_THREADS
@@ -103,6 +116,7 @@ $PY -m render_eval --from-hdr data/blender_test --out "$OUT" --ldr-style "$LDR_S
   --method gt --method ldr --method akyuz --method masia --method koeo \
   --method "panolanet_w24=model:$SHIPPED" \
   --method lanet_w24=model:runs/real50_ablation_lanet_w24_fast_stage2/model \
+  --method lanet_w24_gain=model:runs/lanet_w24_gain \
   --method hdrcnn_small=model:runs/hdrcnn_small_stage2/model \
   --method singlehdr_small=model:runs/singlehdr_small_stage2/model \
   --method fhdr_small=model:runs/fhdr_small_stage2/model $SYNTH_METHOD \
@@ -112,6 +126,7 @@ $PY -m render_eval --from-hdr data/blender_test --out "${OUT}_light" --no-render
   --ldr-style virtual,mdk08,phone_hdr,camera360,phone_local,filmic \
   --method gt --method ldr --method akyuz --method masia --method koeo --method "panolanet_w24=model:$SHIPPED" \
   --method lanet_w24=model:runs/real50_ablation_lanet_w24_fast_stage2/model \
+  --method lanet_w24_gain=model:runs/lanet_w24_gain \
   --method panolanet_w24_light025=model:runs/real50_panolanet_w24_light025_stage2/model \
   --method panolanet_small=model:runs/real50_panolanet_small_stage2/model \
   --method lanet_small=model:runs/real50_ablation_lanet_small_stage2/model \
