@@ -253,14 +253,22 @@ def compute_loss(cfg: TrainConfig, model, batch: dict, step: int | None = None) 
 
 
 @torch.no_grad()
+def calibrated_light_errors(pred: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
+    """:func:`hdr_core.lighting.light_errors` per panorama (``B``-tensors) of linear panoramas ``pred`` calibrated
+    to the batch's LDR input (Eq. 1, as render_eval does it) against its calibrated HDR, in fp32 (:func:`light_figures`
+    says why)."""
+    with torch.autocast(pred.device.type, enabled=False):
+        pred = calibrate(pred.float(), batch["ldr"].float(), channel_axis=1)
+        return light_errors(pred, batch["hdr"].float())
+
+
+@torch.no_grad()
 def light_figures(pred: torch.Tensor, batch: dict) -> dict[str, float]:
     """Batch means of :func:`hdr_core.lighting.light_errors` for linear panoramas ``pred``, calibrated to the
     batch's LDR input (Eq. 1, as render_eval does it) against its calibrated HDR. In fp32 even under autocast, like
     the lighting loss: a calibrated sun (up to ~1e5) overflows fp16, and bf16 matrix products would round its
     energy to 3 significant digits."""
-    with torch.autocast(pred.device.type, enabled=False):
-        pred = calibrate(pred.float(), batch["ldr"].float(), channel_axis=1)
-        errors = light_errors(pred, batch["hdr"].float())
+    errors = calibrated_light_errors(pred, batch)
     key = errors.pop("key_angle")  # NaN where the panorama has no key light: the mean of the others, and their count
     out = {k: v.mean().item() for k, v in errors.items()}
     out["key_lights"] = float(torch.isfinite(key).sum())

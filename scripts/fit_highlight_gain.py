@@ -50,16 +50,19 @@ def choose_gain(table: dict[float, dict[str, float]], tolerance: float, max_sims
     return min(g for g in allowed if table[g]["irr_err"] <= best + tolerance)
 
 
-def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int) -> dict[float, dict[str, float]]:
+def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int,
+                   names: list[str] = ()) -> tuple[dict[float, dict[str, float]], dict[float, dict[str, list[float]]]]:
     """Per gain: ``si_mse`` and every light figure of ``hdr_core.train`` validation, per style (``STYLE/KEY``) and
-    as means over the styles (``KEY``; ``key_angle`` over the panoramas with a key light, as in training)."""
+    as means over the styles (``KEY``; ``key_angle`` over the panoramas with a key light, as in training); and per
+    gain and panorama (``names[scene]``) the irradiance errors of its pairs, all styles together."""
     import torch
 
     from hdr_core.losses import si_mse
     from hdr_core.masks import highlight_gain
-    from hdr_core.train import add_light_figures, light_figures
+    from hdr_core.train import add_light_figures, calibrated_light_errors, light_figures
 
     per: dict[float, dict[str, list[float]]] = {g: collections.defaultdict(list) for g in gains}
+    by_pano: dict[float, dict[str, list[float]]] = {g: collections.defaultdict(list) for g in gains}
     model.eval()
     for style, ds in val_sets.items():
         for batch in torch.utils.data.DataLoader(ds, batch_size=batch_size):
@@ -67,9 +70,13 @@ def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int) -
                 out = model(2.0 * batch["ldr"] - 1.0)
             gt_log = batch["hdr"].clamp(1e-8, 1e4).log()
             for g in gains:
-                log_hdr = highlight_gain(out.log_hdr, batch["ldr"], g)
-                per[g][f"{style}/si_mse"].append(si_mse(log_hdr, gt_log).item())
-                add_light_figures(per[g], f"{style}/", light_figures(log_hdr.clamp(max=20).exp(), batch))
+                pred = highlight_gain(out.log_hdr, batch["ldr"], g)
+                per[g][f"{style}/si_mse"].append(si_mse(pred, gt_log).item())
+                pred = pred.clamp(max=20).exp()
+                add_light_figures(per[g], f"{style}/", light_figures(pred, batch))
+                errors = calibrated_light_errors(pred, batch)["irr_err"].tolist()
+                for scene, err in zip(batch["scene"].tolist(), errors):
+                    by_pano[g][names[scene] if names else str(scene)].append(err)
     table: dict[float, dict[str, float]] = {}
     for g, lists in per.items():
         row = {k: sum(v) / len(v) for k, v in lists.items() if v}
@@ -78,7 +85,17 @@ def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int) -
             vals = [row[f"{s}/{k}"] for s in val_sets if f"{s}/{k}" in row]
             row[k] = sum(vals) / len(vals)
         table[g] = row
-    return table
+    return table, {g: dict(sorted(v.items())) for g, v in by_pano.items()}
+
+
+def markdown_panoramas(by_pano: dict[float, dict[str, list[float]]], gains: list[float]) -> str:
+    """Mean irradiance error per panorama (its pairs in every style) at ``gains``."""
+    lines = ["| panorama | pairs | " + " | ".join(f"irr error at {g:g}" for g in gains) + " |",
+             "|" + "---|" * (2 + len(gains))]
+    for name, errs in by_pano[gains[0]].items():
+        cells = [f"{sum(by_pano[g][name]) / len(by_pano[g][name]):.3f}" for g in gains]
+        lines.append(f"| {name} | {len(errs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def markdown(table: dict[float, dict[str, float]], styles: list[str], chosen: float) -> str:
@@ -130,13 +147,16 @@ def main(argv: list[str] | None = None) -> float:
         raise SystemExit(f"{args.model}: already has a highlight gain ({model.config.highlight_gain} stops); fit the "
                          "run's own model")
     split = split_files(cfg, log=None)
-    val_sets = validation_sets(cfg, split.val if args.panoramas == "validation" else split.train)
+    val_sets = validation_sets(cfg, split.val if args.panoramas == "validation" else split.train)  # same order
     if not val_sets:
         raise SystemExit(f"{args.config}: no {args.panoramas} panoramas")
     gains = sorted(set(args.gains) | {0.0})
-    table = evaluate_gains(model, val_sets, gains, cfg.batch_size)
+    files = split.val if args.panoramas == "validation" else split.train
+    table, by_pano = evaluate_gains(model, val_sets, gains, cfg.batch_size, [f.stem for f in files])
     chosen = choose_gain(table, args.tolerance, args.max_simse_rise)
     print(markdown(table, list(val_sets), chosen))
+    print()
+    print(markdown_panoramas(by_pano, sorted({0.0, chosen})))
     print(f"\nchosen highlight gain: {chosen:g} stops (irradiance error {table[chosen]['irr_err']:.4f} against "
           f"{table[0.0]['irr_err']:.4f} at 0; siMSE {table[chosen]['si_mse']:.4f} against {table[0.0]['si_mse']:.4f})")
     if args.json:
@@ -144,7 +164,9 @@ def main(argv: list[str] | None = None) -> float:
                                                  "panoramas": args.panoramas,
                                                  "eval_batches": cfg.eval_batches, "tolerance": args.tolerance,
                                                  "max_simse_rise": args.max_simse_rise, "chosen": chosen,
-                                                 "table": {f"{g:g}": f for g, f in table.items()}}, indent=1))
+                                                 "table": {f"{g:g}": f for g, f in table.items()},
+                                                 "panoramas_irr_err": {f"{g:g}": v for g, v in by_pano.items()}},
+                                                indent=1))
     return chosen
 
 

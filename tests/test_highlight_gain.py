@@ -129,6 +129,9 @@ def test_fit_script_scores_validation_pairs_and_ship_model_writes_the_gain(tmp_p
     for style in ("virtual", "phone_hdr"):  # gain 0 = training's own validation of the same weights, same pairs
         for k in ("si_mse", "irr_err", "peak_bias"):
             assert rec["table"]["0"][f"{style}/{k}"] == pytest.approx(summary[f"val/{style}/{k}"], rel=1e-5), (style, k)
+    per_pano = rec["panoramas_irr_err"]["1"]  # one validation panorama: its 4 pairs in both styles
+    assert list(per_pano) == ["v0"] and len(per_pano["v0"]) == 8
+    assert sum(per_pano["v0"]) / 8 == pytest.approx(rec["table"]["1"]["irr_err"], rel=1e-6)
     # a sun-less tiny panorama may or may not want a gain; what a gain does to its light is monotone in the peak
     assert rec["table"]["2"]["peak_bias"] >= rec["table"]["1"]["peak_bias"] >= rec["table"]["0"]["peak_bias"]
     ship = _script("ship_model")
