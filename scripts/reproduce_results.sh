@@ -122,11 +122,14 @@ $PY -m render_eval --from-hdr data/blender_test --out "$OUT" --ldr-style "$LDR_S
   --method fhdr_small=model:runs/fhdr_small_stage2/model $SYNTH_METHOD \
   --model-size 512x256 --paired-ref panolanet_w24 $RENDER_ARGS
 # the panorama and light tables of every style, with the training-free baselines (no rendering: minutes)
+# the shipped model without its highlight gain (same weights), for the light tables
+[ -f runs/panolanet_w24_nogain/model.onnx ] || \
+  $PY scripts/ship_model.py "$SHIPPED" panolanet_w24 --dest runs/panolanet_w24_nogain --highlight-gain 0
 $PY -m render_eval --from-hdr data/blender_test --out "${OUT}_light" --no-render \
   --ldr-style virtual,mdk08,phone_hdr,camera360,phone_local,filmic \
   --method gt --method ldr --method akyuz --method masia --method koeo --method "panolanet_w24=model:$SHIPPED" \
   --method lanet_w24=model:runs/real50_ablation_lanet_w24_fast_stage2/model \
-  --method lanet_w24_gain=model:runs/lanet_w24_gain \
+  --method lanet_w24_gain=model:runs/lanet_w24_gain --method panolanet_w24_nogain=model:runs/panolanet_w24_nogain \
   --method panolanet_w24_light025=model:runs/real50_panolanet_w24_light025_stage2/model \
   --method panolanet_small=model:runs/real50_panolanet_small_stage2/model \
   --method lanet_small=model:runs/real50_ablation_lanet_small_stage2/model \
