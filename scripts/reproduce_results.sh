@@ -10,7 +10,9 @@
 #   RENDER_ARGS="--resolution 48x27 --samples 4 --no-vdp" ...  # extra render_eval flags for the render run (a smoke
 #                                                          run of the whole script: with STEPS_SCALE=0.002 and
 #                                                          LDR_STYLES=virtual in a fresh clone, 12.6 min on the
-#                                                          2-core Intel Xeon, 2026-12-07)
+#                                                          2-core Intel Xeon, 2026-12-07; with RETRAIN_SHIPPED=1 and
+#                                                          the highlight-gain fits, 22 min with `make venv`, partly
+#                                                          beside a `make demo`, 10:42-11:04 UTC the same day)
 #
 # Training runs resume (--resume true), so a killed script continues where it stopped; finished runs are skipped.
 # GPU users: the same commands pick CUDA; for several GPUs replace "$PY -m hdr_core.train" with
