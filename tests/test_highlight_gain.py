@@ -140,3 +140,21 @@ def test_fit_script_scores_validation_pairs_and_ship_model_writes_the_gain(tmp_p
     assert load_model(dest).config.highlight_gain == 0.75
     with pytest.raises(SystemExit, match="already has a highlight gain"):
         fit.main([str(dest), "--config", str(cfg)])
+
+
+def test_the_shipped_models_graph_is_its_checkpoint_gain_included():
+    """``hdr_core/weights/panolanet_w24``: the ONNX graph the add-on and ``predict`` run carries the same config
+    (highlight gain included) as ``model.json`` and predicts what the safetensors weights predict."""
+    from hdr_core.predict import Predictor, default_weights
+
+    folder = default_weights()
+    meta = json.loads((folder / "model.json").read_text())
+    onnx = Predictor(folder, backend="onnx")
+    assert onnx.meta["config"] == load_model(folder).config.to_dict() == {**meta["config"]}
+    assert meta["config"]["highlight_gain"] > 0  # the shipped model has its fitted gain (docs/models.md)
+    lin = _ldr_with_a_sun(256, 512, seed=3).numpy()
+    onnx_log, _ = onnx.run_network(2 * lin - 1)
+    torch_log, _ = Predictor(folder, backend="torch").run_network(2 * lin - 1)
+    np.testing.assert_allclose(onnx_log, torch_log, atol=2e-3, rtol=0)
+    white = lin.mean(1, keepdims=True).repeat(3, 1) == 1.0
+    assert white.any() and (onnx_log[white] > np.log(1.0)).mean() > 0.9  # clipped pixels expanded above the LDR
