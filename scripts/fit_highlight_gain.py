@@ -15,7 +15,9 @@ the siMSE and light figures (means over the styles, then the irradiance error pe
     --max-simse-rise (default 5 %) above the model's own at gain 0.
 
 The smallest such gain, not the lowest error: on seven validation panoramas the curve is flat near its minimum, and
-a smaller gain risks less on panoramas unlike them. ``--json FILE`` writes every figure. The gain is not written into
+a smaller gain risks less on panoramas unlike them. It also prints the irradiance error per validation panorama,
+and per LDR style the gain the rule would choose without that style and what it does to it (how a gain fits an LDR
+look it was not fitted on). ``--json FILE`` writes every figure. The gain is not written into
 the model: ``scripts/ship_model.py RUN/model NAME --highlight-gain G`` ships it.
 """
 
@@ -88,6 +90,20 @@ def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int,
     return table, {g: dict(sorted(v.items())) for g, v in by_pano.items()}
 
 
+def leave_one_style_out(table: dict[float, dict[str, float]], styles: list[str], tolerance: float,
+                        max_simse_rise: float) -> dict[str, tuple[float, float, float]]:
+    """Per style: the gain the rule chooses on the other styles' means, and the style's own irradiance error at gain
+    0 and at that gain (how a gain fitted without an LDR look does on it)."""
+    out = {}
+    for held in styles:
+        rest = [s for s in styles if s != held]
+        sub = {g: {k: sum(f[f"{s}/{k}"] for s in rest) / len(rest) for k in ("si_mse", "irr_err")}
+               for g, f in table.items()}
+        g = choose_gain(sub, tolerance, max_simse_rise)
+        out[held] = (g, table[0.0][f"{held}/irr_err"], table[g][f"{held}/irr_err"])
+    return out
+
+
 def markdown_panoramas(by_pano: dict[float, dict[str, list[float]]], gains: list[float]) -> str:
     """Mean irradiance error per panorama (its pairs in every style) at ``gains``."""
     lines = ["| panorama | pairs | " + " | ".join(f"irr error at {g:g}" for g in gains) + " |",
@@ -157,6 +173,12 @@ def main(argv: list[str] | None = None) -> float:
     print(markdown(table, list(val_sets), chosen))
     print()
     print(markdown_panoramas(by_pano, sorted({0.0, chosen})))
+    held_out = leave_one_style_out(table, list(val_sets), args.tolerance, args.max_simse_rise) \
+        if len(val_sets) > 1 else {}
+    if held_out:
+        print("\n| style left out | gain chosen on the others | its irr error at 0 | at that gain |\n|---|---|---|---|")
+        for style, (g, e0, eg) in held_out.items():
+            print(f"| {style} | {g:g} | {e0:.3f} | {eg:.3f} |")
     print(f"\nchosen highlight gain: {chosen:g} stops (irradiance error {table[chosen]['irr_err']:.4f} against "
           f"{table[0.0]['irr_err']:.4f} at 0; siMSE {table[chosen]['si_mse']:.4f} against {table[0.0]['si_mse']:.4f})")
     if args.json:
@@ -165,7 +187,8 @@ def main(argv: list[str] | None = None) -> float:
                                                  "eval_batches": cfg.eval_batches, "tolerance": args.tolerance,
                                                  "max_simse_rise": args.max_simse_rise, "chosen": chosen,
                                                  "table": {f"{g:g}": f for g, f in table.items()},
-                                                 "panoramas_irr_err": {f"{g:g}": v for g, v in by_pano.items()}},
+                                                 "panoramas_irr_err": {f"{g:g}": v for g, v in by_pano.items()},
+                                                 "leave_one_style_out": held_out},
                                                 indent=1))
     return chosen
 

@@ -126,6 +126,12 @@ def test_fit_script_scores_validation_pairs_and_ship_model_writes_the_gain(tmp_p
     assert "chosen highlight gain" in capsys.readouterr().out
     rec = json.loads((tmp_path / "fit.json").read_text())
     assert rec["chosen"] == chosen and set(rec["table"]) == {"0", "1", "2"}
+    for style, (g, e0, eg) in rec["leave_one_style_out"].items():  # the other style alone chooses g
+        other = {"virtual": "phone_hdr", "phone_hdr": "virtual"}[style]
+        sub = {float(k): {"si_mse": v[f"{other}/si_mse"], "irr_err": v[f"{other}/irr_err"]}
+               for k, v in rec["table"].items()}
+        assert g == fit.choose_gain(sub, 0.04, 0.05)
+        assert (e0, eg) == (rec["table"]["0"][f"{style}/irr_err"], rec["table"][f"{g:g}"][f"{style}/irr_err"])
     for style in ("virtual", "phone_hdr"):  # gain 0 = training's own validation of the same weights, same pairs
         for k in ("si_mse", "irr_err", "peak_bias"):
             assert rec["table"]["0"][f"{style}/{k}"] == pytest.approx(summary[f"val/{style}/{k}"], rel=1e-5), (style, k)
