@@ -268,7 +268,12 @@ def light_figures(pred: torch.Tensor, batch: dict) -> dict[str, float]:
     batch's LDR input (Eq. 1, as render_eval does it) against its calibrated HDR. In fp32 even under autocast, like
     the lighting loss: a calibrated sun (up to ~1e5) overflows fp16, and bf16 matrix products would round its
     energy to 3 significant digits."""
-    errors = calibrated_light_errors(pred, batch)
+    return light_figures_of(calibrated_light_errors(pred, batch))
+
+
+def light_figures_of(errors: dict[str, torch.Tensor]) -> dict[str, float]:
+    """:func:`light_figures` from per-panorama :func:`calibrated_light_errors` (computed once, reduced here)."""
+    errors = dict(errors)
     key = errors.pop("key_angle")  # NaN where the panorama has no key light: the mean of the others, and their count
     out = {k: v.mean().item() for k, v in errors.items()}
     out["key_lights"] = float(torch.isfinite(key).sum())
@@ -605,6 +610,12 @@ def pair_config(cfg: TrainConfig) -> PairConfig:
                       camera=CameraConfig(jpeg_prob=cfg.jpeg_prob), ldr_styles=dict(cfg.ldr_styles))
 
 
+def validation_styles(cfg: TrainConfig) -> list[str]:
+    """The LDR styles validated: those of the training mix, then ``val_styles``."""
+    mix = [s for s, w in cfg.ldr_styles.items() if float(w) > 0]
+    return list(dict.fromkeys(mix + list(cfg.val_styles)))
+
+
 def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = False) -> dict[str, PairDataset]:
     """One :class:`PairDataset` per validation style (the mix's styles, then ``val_styles``): the same held-out pairs
     (views, seeds) in every style, so styles compare pair by pair, ``eval_batches * batch_size`` pairs each (under
@@ -612,11 +623,10 @@ def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = Fals
     if not val_files:
         return {}
     pair_cfg = pair_config(cfg)
-    mix = [s for s, w in cfg.ldr_styles.items() if float(w) > 0]
     panos = load_panoramas(val_files, pair_cfg.store_height)
     return {s: PairDataset(panos, dataclasses.replace(pair_cfg, style=s), cfg.eval_batches * cfg.batch_size,
                            seed=12345, views="standard", augment=False, extras=extras)
-            for s in dict.fromkeys(mix + list(cfg.val_styles))}
+            for s in validation_styles(cfg)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -659,7 +669,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_ds = PairDataset(load_panoramas(train_files, pair_cfg.store_height), pair_cfg, cfg.steps * cfg.batch_size,
                            cfg.seed, extras=extras)
     mix = {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}
-    val_styles = list(dict.fromkeys(list(mix) + list(cfg.val_styles)))
+    val_styles = validation_styles(cfg)
     val_sets = validation_sets(cfg, val_files, extras)
 
     # --- model -----------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int,
 
     from hdr_core.losses import si_mse
     from hdr_core.masks import highlight_gain
-    from hdr_core.train import add_light_figures, calibrated_light_errors, light_figures
+    from hdr_core.train import add_light_figures, calibrated_light_errors, light_figures_of
 
     per: dict[float, dict[str, list[float]]] = {g: collections.defaultdict(list) for g in gains}
     by_pano: dict[float, dict[str, list[float]]] = {g: collections.defaultdict(list) for g in gains}
@@ -74,10 +74,9 @@ def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int,
             for g in gains:
                 pred = highlight_gain(out.log_hdr, batch["ldr"], g)
                 per[g][f"{style}/si_mse"].append(si_mse(pred, gt_log).item())
-                pred = pred.clamp(max=20).exp()
-                add_light_figures(per[g], f"{style}/", light_figures(pred, batch))
-                errors = calibrated_light_errors(pred, batch)["irr_err"].tolist()
-                for scene, err in zip(batch["scene"].tolist(), errors):
+                errors = calibrated_light_errors(pred.clamp(max=20).exp(), batch)
+                add_light_figures(per[g], f"{style}/", light_figures_of(errors))
+                for scene, err in zip(batch["scene"].tolist(), errors["irr_err"].tolist()):
                     by_pano[g][names[scene] if names else str(scene)].append(err)
     table: dict[float, dict[str, float]] = {}
     for g, lists in per.items():

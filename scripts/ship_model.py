@@ -31,13 +31,16 @@ def ship(src: Path, name: str, dest: Path, size: tuple[int, int] = (256, 512), h
 
     meta = read_meta(src)
     net = create_model(name)
-    run_cfg = type(net.config).from_dict(meta["config"]).to_dict()  # a config saved before a field existed: its default
-    gain = run_cfg.get("highlight_gain", 0.0) if highlight_gain is None else highlight_gain
-    if highlight_gain is not None and "highlight_gain" not in run_cfg:
-        raise SystemExit(f"{name}: this model has no highlight_gain")
-    if "highlight_gain" in run_cfg:
-        run_cfg["highlight_gain"] = gain
-        net = create_model(name, highlight_gain=gain)
+    try:  # a config saved before a field existed gets its default
+        run_cfg = type(net.config).from_dict(meta["config"]).to_dict()
+    except ValueError as e:
+        raise SystemExit(f"{src}: not a {name!r} checkpoint ({e})") from e
+    if highlight_gain is not None:
+        if "highlight_gain" not in run_cfg:
+            raise SystemExit(f"{name}: this model has no highlight_gain")
+        run_cfg["highlight_gain"] = highlight_gain
+    if "highlight_gain" in run_cfg:  # the gain is not part of the registered architecture: take the run's (or the new)
+        net = create_model(name, highlight_gain=run_cfg["highlight_gain"])
     if net.config.to_dict() != run_cfg:
         diff = sorted(k for k, v in net.config.to_dict().items() if run_cfg.get(k) != v)
         raise SystemExit(f"{src}: its config differs from the registered {name!r} in {diff}")

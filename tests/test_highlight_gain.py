@@ -146,6 +146,9 @@ def test_fit_script_scores_validation_pairs_and_ship_model_writes_the_gain(tmp_p
     assert load_model(dest).config.highlight_gain == 0.75
     with pytest.raises(SystemExit, match="already has a highlight gain"):
         fit.main([str(dest), "--config", str(cfg)])
+    with pytest.raises(SystemExit, match="not a 'lanet_small' checkpoint"):  # another architecture: one line
+        ship.ship(run / "model", "lanet_small", tmp_path / "wrong")
+    assert not (tmp_path / "wrong").exists()
 
 
 def test_the_shipped_models_graph_is_its_checkpoint_gain_included():
