@@ -86,6 +86,9 @@ class TrainConfig:
     ldr_styles: dict = field(default_factory=lambda: {"virtual": 1.0})
     #: styles validation reports one by one (``val/<style>/loss``); empty = the styles of ``ldr_styles``
     val_styles: list[str] = field(default_factory=list)
+    #: validation pairs cycle through the validation panoramas (each counts equally) instead of drawing one at random
+    #: per pair (the default, which every validation figure in the docs until 2026-12-07 used)
+    val_balanced: bool = False
     workers: int = 0
     # model
     model: str = "lanet_small"
@@ -619,13 +622,15 @@ def validation_styles(cfg: TrainConfig) -> list[str]:
 def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = False) -> dict[str, PairDataset]:
     """One :class:`PairDataset` per validation style (the mix's styles, then ``val_styles``): the same held-out pairs
     (views, seeds) in every style, so styles compare pair by pair, ``eval_batches * batch_size`` pairs each (under
-    DDP each rank evaluates its share). Empty without validation files."""
+    DDP each rank evaluates its share). With ``val_balanced`` the pairs cycle through the panoramas (each counts
+    equally when that number is a multiple of their count). Empty without validation files."""
     if not val_files:
         return {}
     pair_cfg = pair_config(cfg)
     panos = load_panoramas(val_files, pair_cfg.store_height)
     return {s: PairDataset(panos, dataclasses.replace(pair_cfg, style=s), cfg.eval_batches * cfg.batch_size,
-                           seed=12345, views="standard", augment=False, extras=extras)
+                           seed=12345, views="standard", augment=False, extras=extras,
+                           scenes="cycle" if cfg.val_balanced else "random")
             for s in validation_styles(cfg)}
 
 

@@ -135,6 +135,9 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--tolerance", type=float, default=0.04, help="stops of irradiance error (default 0.04)")
     ap.add_argument("--max-simse-rise", type=float, default=0.05, help="relative (default 0.05)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
+    ap.add_argument("--balanced", action="store_true",
+                    help="validation pairs that cycle through the panoramas, each counting equally (the config's "
+                         "val_balanced; give an --eval-batches whose pairs are a multiple of the panoramas)")
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--panoramas", choices=("validation", "training"), default="validation",
                     help="score pairs of the validation panoramas (default) or, made the same way, of the training "
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> float:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = ["--eval-batches", str(args.eval_batches)] + (["--data", *args.data] if args.data else [])
+    overrides = ["--eval-batches", str(args.eval_batches)] + (["--data", *args.data] if args.data else []) \
+        + (["--val-balanced", "true"] if args.balanced else [])
     cfg = parse_config(["--config", args.config, *overrides])
     if cfg.stage != "pano":
         raise SystemExit(f"{args.config}: a stage-2 (pano) config is needed, got stage {cfg.stage!r}")
@@ -167,6 +171,9 @@ def main(argv: list[str] | None = None) -> float:
         raise SystemExit(f"{args.config}: no {args.panoramas} panoramas")
     gains = sorted(set(args.gains) | {0.0})
     files = split.val if args.panoramas == "validation" else split.train
+    if cfg.val_balanced and (cfg.eval_batches * cfg.batch_size) % len(files):
+        print(f"note: {cfg.eval_batches * cfg.batch_size} pairs per style over {len(files)} panoramas: not all "
+              "counted equally", file=sys.stderr)
     table, by_pano = evaluate_gains(model, val_sets, gains, cfg.batch_size, [f.stem for f in files])
     chosen = choose_gain(table, args.tolerance, args.max_simse_rise)
     print(markdown(table, list(val_sets), chosen))
@@ -182,7 +189,7 @@ def main(argv: list[str] | None = None) -> float:
           f"{table[0.0]['irr_err']:.4f} at 0; siMSE {table[chosen]['si_mse']:.4f} against {table[0.0]['si_mse']:.4f})")
     if args.json:
         atomic_write_text(args.json, json.dumps({"model": str(args.model), "config": args.config,
-                                                 "panoramas": args.panoramas,
+                                                 "panoramas": args.panoramas, "balanced": cfg.val_balanced,
                                                  "eval_batches": cfg.eval_batches, "tolerance": args.tolerance,
                                                  "max_simse_rise": args.max_simse_rise, "chosen": chosen,
                                                  "table": {f"{g:g}": f for g, f in table.items()},

@@ -76,6 +76,28 @@ def test_pano_mode_and_standard_views():
         PairDataset(_panos(), PairConfig(mode="cube"), 1)
 
 
+def test_cycled_scenes_count_every_panorama_equally_and_keep_the_other_draws():
+    """``scenes="cycle"`` (validation with ``val_balanced``): item i is panorama i % n, each panorama in every
+    standard view in turn, and every other draw (style, camera) is the random-scene item's."""
+    mix = {"virtual": 0.5, "filmic": 0.5}
+    cfg = PairConfig(mode="crop", crop_size=16, store_height=32, ldr_styles=mix)
+    cyc = PairDataset(_panos(3), cfg, 54, views="standard", augment=False, scenes="cycle")
+    rnd = PairDataset(_panos(3), cfg, 54, views="standard", augment=False)
+    scenes = [cyc.params(i)["scene"] for i in range(54)]
+    assert scenes == [i % 3 for i in range(54)] and len(set(scenes[:18])) == 3
+    random_scenes = [rnd.params(i)["scene"] for i in range(54)]
+    assert random_scenes != scenes  # the default draws them
+    views = {(cyc.params(i)["scene"], cyc.params(i)["view"]["yaw"], cyc.params(i)["view"]["pitch"]) for i in range(54)}
+    assert len(views) == 54  # 3 panoramas x 18 standard views, each once
+    for i in range(12):  # the same style, and the generator in the same state for the camera or look after the layout
+        assert cyc.params(i)["style"] == rnd.params(i)["style"]
+        r1, r2 = np.random.default_rng([cyc.seed, i]), np.random.default_rng([rnd.seed, i])
+        cyc._draw_layout(r1, i), rnd._draw_layout(r2, i)
+        assert r1.bit_generator.state == r2.bit_generator.state
+    with pytest.raises(ValueError, match="scenes"):
+        PairDataset(_panos(), cfg, 1, scenes="balanced")
+
+
 def test_split_rules(tmp_path):
     names = ["apartment", "bridge", "sunrise", "venice", "studio", "lab"]
     for n in names:

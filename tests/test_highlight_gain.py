@@ -135,6 +135,11 @@ def test_fit_script_scores_validation_pairs_and_ship_model_writes_the_gain(tmp_p
     for style in ("virtual", "phone_hdr"):  # gain 0 = training's own validation of the same weights, same pairs
         for k in ("si_mse", "irr_err", "peak_bias"):
             assert rec["table"]["0"][f"{style}/{k}"] == pytest.approx(summary[f"val/{style}/{k}"], rel=1e-5), (style, k)
+    # --balanced: with one validation panorama the cycled pairs are the random ones, so the figures are the same
+    fit.main([str(run / "model"), "--config", str(cfg), "--gains", "0,1,2", "--eval-batches", "1", "--balanced",
+              "--json", str(tmp_path / "fit_bal.json")])
+    bal = json.loads((tmp_path / "fit_bal.json").read_text())
+    assert bal["balanced"] is True and rec["balanced"] is False and bal["table"] == rec["table"]
     per_pano = rec["panoramas_irr_err"]["1"]  # one validation panorama: its 4 pairs in both styles
     assert list(per_pano) == ["v0"] and len(per_pano["v0"]) == 8
     assert sum(per_pano["v0"]) / 8 == pytest.approx(rec["table"]["1"]["irr_err"], rel=1e-6)

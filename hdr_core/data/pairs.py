@@ -89,7 +89,9 @@ class PairDataset(torch.utils.data.Dataset):
 
     Item ``i`` is drawn with ``np.random.default_rng([seed, i])``: scene, augmentation, view and camera.
     Validation sets pass ``views="standard"`` to cycle the paper's 6 azimuths x 3 elevations instead of random
-    views.
+    views. ``scenes="cycle"`` makes item ``i``'s panorama ``i % len(panoramas)`` instead of a random one (the draw is
+    still made, so every other number of the item is the same), and the standard views then turn once per round of
+    panoramas: every panorama counts equally in a validation set of ``k * len(panoramas)`` items.
 
     The LDR style of item ``i`` is ``config.style`` if set, else drawn from ``config.ldr_styles`` with its own
     generator ``default_rng([seed, i, 1])`` (so the virtual camera's pairs are the same with or without a mix;
@@ -107,12 +109,15 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, panoramas: list[np.ndarray], config: PairConfig, length: int, seed: int = 0,
-                 views: str = "random", augment: bool = True, extras: bool = True):
+                 views: str = "random", augment: bool = True, extras: bool = True, scenes: str = "random"):
         if not panoramas:
             raise ValueError("PairDataset: no panoramas")
         if config.mode not in ("crop", "pano"):
             raise ValueError(f"PairDataset: mode must be 'crop' or 'pano', got {config.mode!r}")
+        if scenes not in ("random", "cycle"):
+            raise ValueError(f"PairDataset: scenes must be 'random' or 'cycle', got {scenes!r}")
         self.config, self.length, self.seed, self.views, self.augment = config, length, seed, views, augment
+        self.scenes = scenes
         self.extras = extras
         h = config.pano_height if config.mode == "pano" else config.store_height
         self.panoramas = [resize_pano(p, h) for p in panoramas]
@@ -136,7 +141,8 @@ class PairDataset(torch.utils.data.Dataset):
     def _view(self, rng: np.random.Generator, i: int) -> tuple[float, float, float]:
         c = self.config
         if self.views == "standard":
-            yaw, pitch = self._standard[i % len(self._standard)]
+            turn = i // len(self.panoramas) if self.scenes == "cycle" else i
+            yaw, pitch = self._standard[turn % len(self._standard)]
             return float(yaw), float(pitch), float(np.mean(c.crop_fov))
         return float(rng.uniform(0, 360)), float(rng.uniform(*c.crop_pitch)), float(rng.uniform(*c.crop_fov))
 
@@ -154,6 +160,8 @@ class PairDataset(torch.utils.data.Dataset):
         """Item ``i``'s first draws, in order: ``scene``, ``augment`` (:func:`hdr_core.augment.draw_pano_augment`,
         when augmenting) and ``view`` (``(yaw, pitch, fov)``, stage-1 crops). The camera or look draws follow."""
         d: dict = {"scene": int(rng.integers(len(self.panoramas)))}
+        if self.scenes == "cycle":
+            d["scene"] = int(i) % len(self.panoramas)
         if self.augment:
             d["augment"] = draw_pano_augment(rng, self.panoramas[d["scene"]].shape[1])
         if self.config.mode == "crop":
