@@ -1,4 +1,5 @@
-"""Image I/O: LDR (PNG, JPEG, TIFF) and HDR (OpenEXR, Radiance ``.hdr``) files <-> float32 ``HxWx3`` RGB arrays.
+"""Image I/O: LDR (PNG, JPEG, TIFF; WebP and BMP read only) and HDR (OpenEXR, Radiance ``.hdr``) files <-> float32
+``HxWx3`` RGB arrays.
 
 Only numpy, OpenCV and the ``OpenEXR`` package are used: this module is imported inside Blender, where torch is
 absent.
@@ -35,12 +36,15 @@ PathLike = str | os.PathLike
 
 HDR_FORMATS = ("exr", "hdr")
 LDR_FORMATS = ("png", "jpeg", "tiff")
-_NAMES = {"exr": "OpenEXR", "hdr": "Radiance HDR", "png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
+#: LDR formats that are read but never written (the Blender add-on reads them too)
+READ_ONLY_LDR_FORMATS = ("webp", "bmp")
+_NAMES = {"exr": "OpenEXR", "hdr": "Radiance HDR", "png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "webp": "WebP",
+          "bmp": "BMP"}
 _MAGIC = ((b"v/1\x01", "exr"), (b"#?RADIANCE", "hdr"), (b"#?RGBE", "hdr"), (b"\x89PNG\r\n\x1a\n", "png"),
           (b"\xff\xd8\xff", "jpeg"), (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"),
-          (b"MM\x00+", "tiff"))
+          (b"MM\x00+", "tiff"), (b"BM", "bmp"))
 _EXT_FORMAT = {".exr": "exr", ".hdr": "hdr", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff",
-               ".tiff": "tiff"}
+               ".tiff": "tiff", ".webp": "webp", ".bmp": "bmp"}
 #: EXR compressions, in the order of the OpenEXR enum (OpenCV's ``IMWRITE_EXR_COMPRESSION`` uses the same values).
 _EXR_COMPRESSION = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
 EXR_BACKENDS = ("openexr", "opencv")
@@ -84,9 +88,11 @@ def _sniff(path: PathLike) -> tuple[str, str]:
     for magic, fmt in _MAGIC:
         if head.startswith(magic):
             return p, fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return p, "webp"
     if _ext_format(p):
         raise ImageError(p, "not a valid image (the contents match no supported format)")
-    raise ImageError(p, "unsupported format (supported: OpenEXR, Radiance .hdr, PNG, JPEG, TIFF)")
+    raise ImageError(p, "unsupported format (supported: OpenEXR, Radiance .hdr, PNG, JPEG, TIFF, WebP, BMP)")
 
 
 def is_hdr_path(path: PathLike) -> bool:
@@ -212,7 +218,7 @@ def _read_hdr(p: str, fmt: str) -> np.ndarray:
 
 
 def read_ldr(path: PathLike) -> tuple[np.ndarray, int]:
-    """Read an 8- or 16-bit PNG, JPEG or TIFF.
+    """Read an 8- or 16-bit PNG, JPEG or TIFF, or an 8-bit WebP or BMP.
 
     Args:
         path: The image file; its format is detected from its contents.

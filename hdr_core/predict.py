@@ -32,7 +32,7 @@ from hdr_core.color import ldr_to_linear, linear_to_srgb
 from hdr_core.errors import ImageError
 from hdr_core.resize import linear_taps, resize
 
-LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 #: Shipped weights live here, one folder per model (model.safetensors + model.json [+ model.onnx]).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_MODEL = "panolanet_w24"

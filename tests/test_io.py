@@ -262,6 +262,30 @@ def test_text_named_png_is_not_an_image(tmp_path):
     _raises(tmp_path / "t.png", match="not a valid image")
 
 
+def test_webp_and_bmp_are_read_not_written(tmp_path, rng):
+    """WebP (lossless and lossy, with alpha) and BMP read as RGB display values, by content like every format (the
+    add-on reads them too); writing them is refused, and a truncated one is a one-line error."""
+    img = rng.integers(0, 256, (H, W, 3)).astype(np.uint8)  # RGB
+    cv2.imwrite(str(tmp_path / "a.webp"), img[..., ::-1], (cv2.IMWRITE_WEBP_QUALITY, 101))  # 101: lossless
+    cv2.imwrite(str(tmp_path / "a.bmp"), img[..., ::-1])
+    bgra = np.dstack([img[..., ::-1], np.full((H, W), 7, np.uint8)])
+    cv2.imwrite(str(tmp_path / "alpha.webp"), bgra, (cv2.IMWRITE_WEBP_QUALITY, 101))
+    for name in ("a.webp", "a.bmp", "alpha.webp"):
+        out, bits = read_ldr(tmp_path / name)
+        assert bits == 8
+        np.testing.assert_array_equal(np.rint(out * 255).astype(np.uint8), img, err_msg=name)
+    (tmp_path / "webp_named.png").write_bytes((tmp_path / "a.webp").read_bytes())
+    np.testing.assert_array_equal(read_ldr(tmp_path / "webp_named.png")[0], read_ldr(tmp_path / "a.webp")[0])
+    assert set(io.READ_ONLY_LDR_FORMATS) == {"webp", "bmp"} and not is_hdr_path(tmp_path / "a.webp")
+    data = (tmp_path / "a.webp").read_bytes()
+    (tmp_path / "cut.webp").write_bytes(data[: len(data) // 2])
+    _raises(tmp_path / "cut.webp", match="corrupt or truncated WebP")
+    for ext in (".webp", ".bmp"):
+        with pytest.raises(ImageError, match="unsupported output format"):
+            write_image(tmp_path / f"out{ext}", img / 255.0)
+        assert not (tmp_path / f"out{ext}").exists()
+
+
 def test_unknown_format(tmp_path):
     (tmp_path / "a.gif").write_bytes(b"GIF89a" + bytes(64))
     _raises(tmp_path / "a.gif", match="unsupported format")
