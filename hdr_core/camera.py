@@ -149,13 +149,16 @@ def draw_camera(rng: np.random.Generator, config: CameraConfig = CameraConfig())
 
 
 def virtual_camera(hdr: np.ndarray, rng: np.random.Generator | int | None = None,
-                   config: CameraConfig = CameraConfig(), **fixed) -> tuple[np.ndarray, CameraParams]:
+                   config: CameraConfig = CameraConfig(), exposure_ev: float = 0.0,
+                   **fixed) -> tuple[np.ndarray, CameraParams]:
     """Take one synthetic LDR photograph of a linear HDR image.
 
     Args:
         hdr: linear HDR, ``HxWx3`` float, non-negative.
         rng: a numpy Generator or a seed; the same seed gives the same LDR and parameters.
         config: the ranges to draw from.
+        exposure_ev: an exposure error in stops: the photo is exposed ``2 ** exposure_ev`` times the auto-exposure
+            (or the fixed ``exposure``); 0 = as metered (the paper's).
         **fixed: fix any of ``dynamic_range_ev``, ``sigma``, ``n``, ``exposure``, ``jpeg_quality`` (None = no JPEG)
             instead of drawing it.
 
@@ -175,6 +178,8 @@ def virtual_camera(hdr: np.ndarray, rng: np.random.Generator | int | None = None
     draws.update({k: v for k, v in fixed.items() if k in draws})
     dr, sigma, n = draws["dynamic_range_ev"], draws["sigma"], draws["n"]
     exposure = fixed.get("exposure") or auto_exposure(hdr, dr, sigma, n, config.target_mean, config.metering_pixels)
+    if exposure_ev:
+        exposure = exposure * 2.0 ** exposure_ev
     jpeg_quality = fixed["jpeg_quality"] if "jpeg_quality" in fixed else (quality if use_jpeg else None)
     ldr = quantize_8bit(expose(np.maximum(hdr, 0.0), exposure, dr, sigma, n))
     if jpeg_quality is not None:

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from hdr_core.camera import CameraConfig, jpeg_roundtrip, meter, virtual_camera
-from hdr_core.color import LUMA_709, linear_to_srgb, luminance, quantize_8bit
+from hdr_core.color import LUMA_709, linear_to_srgb, luminance, quantize_8bit, srgb_to_linear
 
 __all__ = ["LDR_STYLES", "contrast", "exposure_fusion", "hable", "local_tone_map", "make_ldr", "mdk08",
            "mdk08_slopes", "mdk08_tone_curve", "meter", "resample_blur", "saturate", "sharpen", "stitch_seams",
@@ -267,14 +267,23 @@ def _srgb(x: np.ndarray) -> np.ndarray:
     return linear_to_srgb(np.clip(x, 0.0, 1.0)).astype(np.float32)
 
 
-def _look_mdk08(hdr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def _exposed(p: dict, ev: float) -> None:
+    """An exposure error of ``ev`` stops on the look's metered exposure (recorded only when not 0)."""
+    if ev:
+        p["exposure_ev"] = float(ev)
+        p["exposure"] = float(p["exposure"] * 2.0**ev)
+
+
+def _look_mdk08(hdr: np.ndarray, rng: np.random.Generator, ev: float = 0.0) -> tuple[np.ndarray, dict]:
+    # a display-adaptive tone curve of the log-luminance histogram: the same for any scale of the input, so an
+    # exposure error has nothing to act on (``ev`` is ignored)
     p = {"display_peak": _u(rng, 80.0, 400.0), "contrast_ratio": float(np.exp(rng.uniform(np.log(300), np.log(3000)))),
          "ambient_lux": float(np.exp(rng.uniform(np.log(20), np.log(500)))), "color_saturation": _u(rng, 0.9, 1.1)}
     v, info = mdk08(hdr, p["display_peak"], p["contrast_ratio"], p["ambient_lux"], p["color_saturation"])
     return quantize_8bit(v), {**p, **info}
 
 
-def _look_phone_hdr(hdr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def _look_phone_hdr(hdr: np.ndarray, rng: np.random.Generator, ev: float = 0.0) -> tuple[np.ndarray, dict]:
     p: dict = {"wb_gains": _wb_gains(rng, 1.06), "bracket_ev": _u(rng, 1.5, 2.5), "target_mean": _u(rng, 0.42, 0.5),
                "highlight_percentile": _u(rng, 99.0, 99.9)}
     x = white_balance(hdr, p["wb_gains"])
@@ -286,31 +295,36 @@ def _look_phone_hdr(hdr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     p["short_ev"] = float(np.clip(np.log2(max(hi * p["exposure"] / 0.9, 1e-9)), p["bracket_ev"], 6.0))
     frames = [_srgb(x * np.float32(p["exposure"] * 2.0**ev)) for ev in (-p["short_ev"], 0.0, p["bracket_ev"])]
     d = exposure_fusion([quantize_8bit(f) for f in frames])
+    if ev:  # exposure compensation on the fused image (fusion of a shifted bracket would undo most of it)
+        p["exposure_ev"] = float(ev)
+        d = _srgb(srgb_to_linear(d) * np.float32(2.0**ev))
     return _finish(d, rng, (1.05, 1.3), (0.05, 0.25), (0.2, 0.8), (80, 95), p), p
 
 
-def _look_phone_local(hdr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def _look_phone_local(hdr: np.ndarray, rng: np.random.Generator, ev: float = 0.0) -> tuple[np.ndarray, dict]:
     p: dict = {"wb_gains": _wb_gains(rng, 1.06), "base_range_log10": _u(rng, 0.9, 1.5),
                "detail_boost": _u(rng, 1.0, 1.3), "color_ratio": _u(rng, 0.8, 1.0), "target_mean": _u(rng, 0.42, 0.5),
                "highlight_headroom": _u(rng, 1.0, 1.25)}
     x = local_tone_map(white_balance(hdr, p["wb_gains"]), p["base_range_log10"], p["detail_boost"], p["color_ratio"])
     # auto-exposure, but never above the gain that puts the brightest base level at white (the point of HDR mode)
     p["exposure"] = min(meter(x, _srgb, p["target_mean"]), 1.0 / p["highlight_headroom"])
+    _exposed(p, ev)
     d = _srgb(x * np.float32(p["exposure"]))
     return _finish(d, rng, (1.05, 1.3), (0.0, 0.2), (0.2, 0.7), (75, 92), p), p
 
 
-def _look_filmic(hdr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def _look_filmic(hdr: np.ndarray, rng: np.random.Generator, ev: float = 0.0) -> tuple[np.ndarray, dict]:
     p: dict = {"wb_gains": _wb_gains(rng, 1.04), "white": float(np.exp(rng.uniform(np.log(4.0), np.log(16.0)))),
                "shoulder": _u(rng, 0.15, 0.3), "target_mean": _u(rng, 0.4, 0.48)}
     x = white_balance(hdr, p["wb_gains"])
     tone = lambda v: _srgb(hable(v, p["white"], p["shoulder"]))  # noqa: E731
     p["exposure"] = meter(x, tone, p["target_mean"])
+    _exposed(p, ev)
     d = tone(x * np.float32(p["exposure"]))
     return _finish(d, rng, (0.95, 1.15), (0.0, 0.15), (0.0, 0.4), (85, 95), p), p
 
 
-def _look_camera360(hdr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def _look_camera360(hdr: np.ndarray, rng: np.random.Generator, ev: float = 0.0) -> tuple[np.ndarray, dict]:
     h, w = hdr.shape[:2]
     p: dict = {"wb_gains": _wb_gains(rng, 1.08), "shoulder_white": _u(rng, 2.0, 6.0), "target_mean": _u(rng, 0.42, 0.5),
                "noise": _u(rng, 0.002, 0.01), "resample_factor": _u(rng, 1.2, 2.0),
@@ -319,6 +333,7 @@ def _look_camera360(hdr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     x = white_balance(hdr, p["wb_gains"])
     tone = lambda v: _srgb(_soft_shoulder(v, p["shoulder_white"]))  # noqa: E731
     p["exposure"] = meter(x, tone, p["target_mean"])
+    _exposed(p, ev)
     lin = np.clip(x * np.float32(p["exposure"]), 0.0, None)
     # shot noise (variance proportional to the signal) plus read noise, on the clipped sensor signal
     sig = np.minimum(lin, 1.0)
@@ -335,7 +350,7 @@ _LOOKS = {"mdk08": _look_mdk08, "phone_hdr": _look_phone_hdr, "phone_local": _lo
 
 
 def make_ldr(hdr: np.ndarray, style: str, rng: np.random.Generator | int | None = None, *,
-             camera: CameraConfig | None = None) -> tuple[np.ndarray, dict]:
+             camera: CameraConfig | None = None, exposure_ev: float = 0.0) -> tuple[np.ndarray, dict]:
     """Make one 8-bit LDR of a linear HDR image in an LDR style.
 
     Args:
@@ -343,6 +358,12 @@ def make_ldr(hdr: np.ndarray, style: str, rng: np.random.Generator | int | None 
         style: one of :data:`LDR_STYLES`.
         rng: a numpy Generator or a seed; the same seed gives the same LDR and parameters.
         camera: ranges of the ``virtual`` style (default: the paper's :class:`~hdr_core.camera.CameraConfig`).
+        exposure_ev: an exposure error in stops, as a photo exposed brighter (> 0) or darker than its meter chose:
+            the style's metered exposure times ``2 ** exposure_ev`` (``params["exposure_ev"]`` when not 0); for
+            ``phone_hdr`` the fused image's linear values times ``2 ** exposure_ev`` (a shifted bracket would fuse
+            to nearly the same image). No effect on ``mdk08``, whose tone curve does not depend on the input's
+            scale. The random numbers drawn
+            are the same for any value.
 
     Returns:
         ``(ldr, params)``: ``ldr`` is ``HxWx3`` uint8 display-referred RGB; ``params`` a JSON-serialisable dict of
@@ -358,11 +379,11 @@ def make_ldr(hdr: np.ndarray, style: str, rng: np.random.Generator | int | None 
     if hdr.ndim != 3 or hdr.shape[-1] != 3:
         raise ValueError(f"LDR style {style}: expected an HxWx3 image, got shape {hdr.shape}")
     if style == "virtual":
-        ldr, cam = virtual_camera(hdr, rng, camera or CameraConfig())
+        ldr, cam = virtual_camera(hdr, rng, camera or CameraConfig(), exposure_ev=exposure_ev)
         return ldr, {"style": "virtual", **cam.to_dict()}
     hdr = np.maximum(hdr, 0.0)
     if not np.isfinite(hdr).all() or float(hdr.max()) <= 0:
         raise ValueError(f"LDR style {style}: the HDR image is black or not finite")
-    ldr, params = _LOOKS[style](hdr, rng)
+    ldr, params = _LOOKS[style](hdr, rng, exposure_ev)
     params = {"style": style, **params, "clipped_fraction": float((ldr.max(axis=-1) == 255).mean())}
     return np.ascontiguousarray(ldr, dtype=np.uint8), params

@@ -89,6 +89,12 @@ class TrainConfig:
     #: validation pairs cycle through the validation panoramas (each counts equally) instead of drawing one at random
     #: per pair (the default, which every validation figure in the docs until 2026-12-07 used)
     val_balanced: bool = False
+    #: exposure error of the training pairs' LDRs, ``[lo, hi]`` stops drawn uniformly per pair (beyond the paper: real
+    #: photos are not always exposed as a meter would; ``[0, 0]`` = as metered, the paper's pairs)
+    exposure_ev: list = field(default_factory=lambda: [0.0, 0.0])
+    #: one fixed exposure error (stops) for every validation pair (0 = as metered); scores how a model holds up on
+    #: photos exposed brighter or darker than metered
+    val_exposure_ev: float = 0.0
     workers: int = 0
     # model
     model: str = "lanet_small"
@@ -204,9 +210,16 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         parser.error(str(e))
     if cfg.val_groups_file and cfg.val_scenes:
         parser.error("give val_groups_file or val_scenes, not both")
+    try:
+        cfg.exposure_ev = [float(v) for v in cfg.exposure_ev]
+    except (TypeError, ValueError):
+        parser.error(f"exposure_ev: expected two numbers [lo, hi] (stops), got {cfg.exposure_ev!r}")
+    if len(cfg.exposure_ev) != 2 or cfg.exposure_ev[0] > cfg.exposure_ev[1]:
+        parser.error(f"exposure_ev: expected two numbers [lo, hi] with lo <= hi (stops), got {cfg.exposure_ev}")
     if cfg.pair_device and (cfg.pair_pool or {s for s, w in cfg.ldr_styles.items() if float(w) > 0} != {"virtual"}
-                            or cfg.jpeg_prob):
-        parser.error("pair_device: only the virtual camera (ldr_styles {virtual: 1}, jpeg_prob 0), without pair_pool")
+                            or cfg.jpeg_prob or any(cfg.exposure_ev)):
+        parser.error("pair_device: only the virtual camera (ldr_styles {virtual: 1}, jpeg_prob 0, exposure_ev [0, 0]),"
+                     " without pair_pool")
     return cfg
 
 
@@ -610,7 +623,8 @@ def pair_config(cfg: TrainConfig) -> PairConfig:
     """The training pairs' :class:`PairConfig` (stage 1 crops or stage 2 panoramas, the LDR style mix)."""
     return PairConfig(mode=cfg.stage, crop_size=cfg.crop_size, pano_height=cfg.pano_height,
                       store_height=cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
-                      camera=CameraConfig(jpeg_prob=cfg.jpeg_prob), ldr_styles=dict(cfg.ldr_styles))
+                      camera=CameraConfig(jpeg_prob=cfg.jpeg_prob), ldr_styles=dict(cfg.ldr_styles),
+                      exposure_ev=tuple(float(v) for v in cfg.exposure_ev))
 
 
 def validation_styles(cfg: TrainConfig) -> list[str]:
@@ -628,6 +642,7 @@ def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = Fals
         return {}
     pair_cfg = pair_config(cfg)
     panos = load_panoramas(val_files, pair_cfg.store_height)
+    pair_cfg = dataclasses.replace(pair_cfg, exposure_ev=(cfg.val_exposure_ev, cfg.val_exposure_ev))
     return {s: PairDataset(panos, dataclasses.replace(pair_cfg, style=s), cfg.eval_batches * cfg.batch_size,
                            seed=12345, views="standard", augment=False, extras=extras,
                            scenes="cycle" if cfg.val_balanced else "random")

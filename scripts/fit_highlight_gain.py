@@ -138,6 +138,9 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--balanced", action="store_true",
                     help="validation pairs that cycle through the panoramas, each counting equally (the config's "
                          "val_balanced; give an --eval-batches whose pairs are a multiple of the panoramas)")
+    ap.add_argument("--exposure-ev", type=float, default=0.0,
+                    help="score photos exposed this many stops brighter (> 0) or darker than metered (the config's "
+                         "val_exposure_ev; default 0: as metered). A gain is still chosen, on those pairs")
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--panoramas", choices=("validation", "training"), default="validation",
                     help="score pairs of the validation panoramas (default) or, made the same way, of the training "
@@ -152,7 +155,7 @@ def main(argv: list[str] | None = None) -> float:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = ["--eval-batches", str(args.eval_batches)] + (["--data", *args.data] if args.data else []) \
-        + (["--val-balanced", "true"] if args.balanced else [])
+        + (["--val-balanced", "true"] if args.balanced else []) + ["--val-exposure-ev", str(args.exposure_ev)]
     cfg = parse_config(["--config", args.config, *overrides])
     if cfg.stage != "pano":
         raise SystemExit(f"{args.config}: a stage-2 (pano) config is needed, got stage {cfg.stage!r}")
@@ -190,6 +193,7 @@ def main(argv: list[str] | None = None) -> float:
     if args.json:
         atomic_write_text(args.json, json.dumps({"model": str(args.model), "config": args.config,
                                                  "panoramas": args.panoramas, "balanced": cfg.val_balanced,
+                                                 "exposure_ev": cfg.val_exposure_ev,
                                                  "eval_batches": cfg.eval_batches, "tolerance": args.tolerance,
                                                  "max_simse_rise": args.max_simse_rise, "chosen": chosen,
                                                  "table": {f"{g:g}": f for g, f in table.items()},

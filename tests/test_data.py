@@ -98,6 +98,28 @@ def test_cycled_scenes_count_every_panorama_equally_and_keep_the_other_draws():
         PairDataset(_panos(), cfg, 1, scenes="balanced")
 
 
+def test_exposure_error_of_pairs_is_drawn_on_its_own_and_zero_keeps_the_paper_pairs():
+    mix = {"virtual": 0.5, "filmic": 0.5}
+    base = PairConfig(mode="pano", pano_height=16, ldr_styles=mix)
+    plain = PairDataset(_panos(3), base, 12, seed=4)
+    zero = PairDataset(_panos(3), PairConfig(mode="pano", pano_height=16, ldr_styles=mix, exposure_ev=(0.0, 0.0)), 12,
+                       seed=4)
+    jit = PairDataset(_panos(3), PairConfig(mode="pano", pano_height=16, ldr_styles=mix, exposure_ev=(-1.0, 1.0)), 12,
+                      seed=4)
+    evs = [jit.exposure_ev_of(i) for i in range(12)]
+    assert all(-1 <= e <= 1 for e in evs) and len(set(evs)) == 12 and evs == [jit.exposure_ev_of(i) for i in range(12)]
+    assert [plain.exposure_ev_of(i) for i in range(12)] == [0.0] * 12
+    for i in range(6):
+        a, z, j = plain.params(i), zero.params(i), jit.params(i)
+        assert a == z and torch.equal(plain[i]["ldr"], zero[i]["ldr"])  # (0, 0) is the paper's pairs, bit for bit
+        assert (j["scene"], j["style"], j["augment"]["shift"]) == (a["scene"], a["style"], a["augment"]["shift"])
+        assert j["ldr"]["exposure"] == pytest.approx(a["ldr"]["exposure"] * 2 ** evs[i], rel=1e-9)
+    fixed = PairDataset(_panos(3), PairConfig(mode="pano", pano_height=16, style="filmic", exposure_ev=(1.0, 1.0)), 4)
+    assert all(fixed.params(i)["ldr"]["exposure_ev"] == 1.0 for i in range(4))
+    with pytest.raises(ValueError, match="exposure_ev"):
+        PairConfig(exposure_ev=(1.0, -1.0))
+
+
 def test_split_rules(tmp_path):
     names = ["apartment", "bridge", "sunrise", "venice", "studio", "lab"]
     for n in names:

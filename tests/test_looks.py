@@ -46,6 +46,32 @@ def test_every_style_is_seeded_uint8_and_recorded(style, shape):
     assert 5 < a.mean() < 250  # an exposed image, neither black nor white
 
 
+@pytest.mark.parametrize("style", L.LDR_STYLES)
+def test_exposure_error_scales_the_metered_exposure_and_nothing_else(style):
+    """``exposure_ev``: the style's metered exposure times 2**ev, the same random numbers; 0 is the plain look;
+    brighter clips more. MDK08 has no exposure to get wrong (its curve ignores the input's scale)."""
+    hdr, _ = _room()
+    plain, p0 = L.make_ldr(hdr, style, 5)
+    zero, pz = L.make_ldr(hdr, style, 5, exposure_ev=0.0)
+    assert np.array_equal(plain, zero) and p0 == pz and "exposure_ev" not in p0
+    over, p1 = L.make_ldr(hdr, style, 5, exposure_ev=1.0)
+    under, pm = L.make_ldr(hdr, style, 5, exposure_ev=-1.0)
+    if style == "mdk08":
+        assert np.array_equal(over, plain) and np.array_equal(under, plain) and p1 == p0
+        return
+    if style == "phone_hdr":  # the bracket as metered, the fused image shifted
+        assert p1["exposure"] == p0["exposure"] and p1["short_ev"] == p0["short_ev"]
+    else:
+        assert p1["exposure"] == pytest.approx(2 * p0["exposure"], rel=1e-12)
+        assert pm["exposure"] == pytest.approx(p0["exposure"] / 2, rel=1e-12)
+    if style != "virtual":
+        assert p1["exposure_ev"] == 1.0 and {k: v for k, v in p1.items() if k not in ("exposure", "exposure_ev",
+                                                                                    "clipped_fraction")} == \
+            {k: v for k, v in p0.items() if k not in ("exposure", "clipped_fraction")}
+    assert under.mean() < plain.mean() < over.mean()
+    assert (over.max(-1) == 255).mean() >= (plain.max(-1) == 255).mean()
+
+
 def test_unknown_style_and_bad_inputs():
     with pytest.raises(ValueError, match="valid styles: virtual, mdk08"):
         L.make_ldr(np.ones((8, 16, 3), np.float32), "instagram", 0)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from safetensors.torch import load_file
@@ -493,6 +494,24 @@ def test_style_mix_validation_per_style_and_groups_in_the_record(tmp_path):
     assert rec["ldr_styles"] == {"virtual": 0.75, "phone_hdr": 0.25}
     (x0,) = rec["data"]["excluded_by_split_rules"]
     assert x0["name"] == "x0" and "shares its site with test scene studio" in x0["excluded_because"]
+
+
+def test_exposure_error_options_reach_the_training_and_validation_pairs(tmp_path):
+    from hdr_core.train import pair_config, validation_sets
+
+    cfg = parse_config(["--data", "x", "--exposure-ev", "-1", "1.5", "--val-exposure-ev", "-0.5"])
+    assert cfg.exposure_ev == [-1.0, 1.5] and pair_config(cfg).exposure_ev == (-1.0, 1.5)
+    from hdr_core.io import write_hdr
+    write_hdr(tmp_path / "v.hdr", np.full((8, 16, 3), 0.5, np.float32))
+    (val,) = validation_sets(parse_config(["--data", "x", "--val-exposure-ev", "-0.5", "--stage", "pano",
+                                           "--pano-height", "8"]), [tmp_path / "v.hdr"]).values()
+    assert val.config.exposure_ev == (-0.5, -0.5) and val.exposure_ev_of(3) == -0.5
+    assert parse_config(["--data", "x"]).exposure_ev == [0.0, 0.0]  # as metered: the paper's pairs
+    for bad in (["1", "-1"], ["1"], ["a", "b"]):
+        with pytest.raises(SystemExit):
+            parse_config(["--data", "x", "--exposure-ev", *bad])
+    with pytest.raises(SystemExit):  # the device pairs are the paper's virtual camera alone
+        parse_config(["--data", "x", "--pair-device", "true", "--exposure-ev", "-1", "1"])
 
 
 def test_bad_style_options_and_singlehdr_needs_the_virtual_camera(tmp_path, pano_folder):

@@ -44,11 +44,17 @@ class PairConfig:
     ldr_styles: dict[str, float] = field(default_factory=lambda: {"virtual": 1.0})
     #: make every pair in this one style instead (validation per style)
     style: str | None = None
+    #: exposure error in stops, ``(lo, hi)``: each pair's LDR is exposed ``2 ** U(lo, hi)`` times what its camera or
+    #: look metered (its own generator ``default_rng([seed, i, 2])``, so every other draw stays the same; a fixed
+    #: value when ``lo == hi``; ``(0, 0)`` = as metered, the paper's pairs)
+    exposure_ev: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         check_styles(self.ldr_styles)
         if self.style is not None and self.style not in LDR_STYLES:
             raise ValueError(f"unknown LDR style {self.style!r}; valid styles: {', '.join(LDR_STYLES)}")
+        if len(self.exposure_ev) != 2 or float(self.exposure_ev[0]) > float(self.exposure_ev[1]):
+            raise ValueError(f"exposure_ev: expected (lo, hi) with lo <= hi, got {self.exposure_ev}")
 
 
 def check_styles(weights: dict[str, float]) -> None:
@@ -138,6 +144,13 @@ class PairDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def exposure_ev_of(self, i: int) -> float:
+        """The exposure error (stops) of item ``i``'s LDR (:attr:`PairConfig.exposure_ev`)."""
+        lo, hi = (float(v) for v in self.config.exposure_ev)
+        if lo == hi:
+            return lo
+        return float(np.random.default_rng([self.seed, int(i), 2]).uniform(lo, hi))
+
     def _view(self, rng: np.random.Generator, i: int) -> tuple[float, float, float]:
         c = self.config
         if self.views == "standard":
@@ -187,7 +200,7 @@ class PairDataset(torch.utils.data.Dataset):
         params["style"] = style
         extra: dict[str, np.ndarray | list[float]] = {}
         if style == "virtual":
-            ldr, cam = virtual_camera(hdr, rng, self.config.camera)
+            ldr, cam = virtual_camera(hdr, rng, self.config.camera, exposure_ev=self.exposure_ev_of(i))
             params["ldr"] = {"style": "virtual", **cam.to_dict()}
             lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
             hdr_cal = calibrate(hdr, lin)
@@ -197,7 +210,7 @@ class PairDataset(torch.utils.data.Dataset):
                          "hdr_camera": np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black),
                          "crf": [cam.sigma, cam.n]}
         else:
-            ldr, params["ldr"] = make_ldr(hdr, style, rng)
+            ldr, params["ldr"] = make_ldr(hdr, style, rng, exposure_ev=self.exposure_ev_of(i))
             display = ldr.astype(np.float32) / 255.0
             lin = ldr_to_linear(display)
             hdr_cal = calibrate(hdr, lin)
@@ -269,8 +282,8 @@ class DevicePairs:
 
     def __init__(self, dataset: PairDataset, device: str | torch.device = "cpu"):
         if not self.supports(dataset):
-            raise ValueError("DevicePairs: only the virtual camera without JPEG (ldr_styles {virtual: 1}, "
-                             "jpeg_prob 0)")
+            raise ValueError("DevicePairs: only the virtual camera without JPEG or exposure error (ldr_styles "
+                             "{virtual: 1}, jpeg_prob 0, exposure_ev [0, 0])")
         self.ds, self.device = dataset, torch.device(device)
         self.panoramas = [torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1))).to(self.device)
                           for p in dataset.panoramas]
@@ -278,7 +291,7 @@ class DevicePairs:
     @staticmethod
     def supports(dataset: PairDataset) -> bool:
         return dataset._styles == ["virtual"] and dataset.config.style in (None, "virtual") and \
-            dataset.config.camera.jpeg_prob == 0
+            dataset.config.camera.jpeg_prob == 0 and tuple(dataset.config.exposure_ev) == (0.0, 0.0)
 
     def draws(self, i: int) -> dict:
         """The random numbers of item ``i``, drawn as :class:`PairDataset` draws them."""
