@@ -293,7 +293,7 @@ def _look_phone_hdr(hdr: np.ndarray, rng: np.random.Generator, ev: float = 0.0) 
     hi = float(np.percentile(luminance(x[:: max(1, x.shape[0] // 128), :: max(1, x.shape[1] // 256)]),
                              p["highlight_percentile"]))
     p["short_ev"] = float(np.clip(np.log2(max(hi * p["exposure"] / 0.9, 1e-9)), p["bracket_ev"], 6.0))
-    frames = [_srgb(x * np.float32(p["exposure"] * 2.0**ev)) for ev in (-p["short_ev"], 0.0, p["bracket_ev"])]
+    frames = [_srgb(x * np.float32(p["exposure"] * 2.0**stops)) for stops in (-p["short_ev"], 0.0, p["bracket_ev"])]
     d = exposure_fusion([quantize_8bit(f) for f in frames])
     if ev:  # exposure compensation on the fused image (fusion of a shifted bracket would undo most of it)
         p["exposure_ev"] = float(ev)
