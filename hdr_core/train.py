@@ -322,7 +322,8 @@ def autocast_context(cfg: TrainConfig, device: torch.device):
 def optimizer_step(cfg: TrainConfig, optimizer, scaler, params: list) -> bool:
     """Clip (``cfg.grad_clip``) and step; returns whether the step was taken. fp16's GradScaler skips a step with
     non-finite gradients itself; bf16 has no scaler, so a step whose gradients are not all finite (bf16 kernels of
-    some CPUs leave an inf/NaN now and then) is skipped here instead of writing NaN into the weights for good. Under
+    some CPUs leave an inf/NaN now and then; one known case, stride-2 convolutions on one-pixel-wide maps, is avoided in
+    ``hdr_core.models.layers.StridedConv2d``) is skipped here instead of writing NaN into the weights for good. Under
     DDP the gradients are already all-reduced, so every rank takes the same decision. fp32 steps are not checked."""
     if cfg.grad_clip > 0:
         scaler.unscale_(optimizer)

@@ -232,6 +232,27 @@ def test_instance_norm_fused_kernel_is_the_formula(memory_format, dtype):
     assert out.dtype == dtype and out.is_contiguous(memory_format=memory_format)
 
 
+@pytest.mark.parametrize("width", [1, 2])
+def test_strided_decoder_conv_has_right_bf16_weight_gradients_on_one_pixel_wide_maps(width):
+    """The decoder's stride-2 conv (e6/e7) under CPU bf16 autocast: its weight gradient is the float32 one to bf16
+    rounding, on maps one pixel wide too (torch 2.13's bf16 kernel returns garbage there in most calls; 20 tries)."""
+    from hdr_core.models.layers import PreActConv
+
+    torch.manual_seed(0)
+    unit = PreActConv(64, 32, stride=2, act=False, norm=False)
+    for _ in range(20):
+        x = torch.randn(2, 64, 3, width)
+        unit.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = unit(x)
+        g = torch.randn(y.shape)
+        (y.float() * g).sum().backward()
+        ref = unit.conv.weight.detach().bfloat16().float().requires_grad_(True)
+        (torch.nn.functional.conv2d(x.bfloat16().float(), ref, None, 2, 1) * g).sum().backward()
+        err = (unit.conv.weight.grad - ref.grad).abs().max() / ref.grad.abs().max()
+        assert torch.isfinite(unit.conv.weight.grad).all() and err < 0.02, err
+
+
 def test_instance_norm_traces_the_formula():
     """A traced (ONNX) graph has no size-dependent branch: it is the formula for every size, 1x1 included."""
     norm = InstanceNorm2d(3).eval()

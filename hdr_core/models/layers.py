@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["InstanceNorm2d", "ReplicateConv2d", "PreActConv", "SkipFuse", "GatedConv", "UNetDecoder", "HDROutput",
-           "HDRModel", "ExportWrapper", "pad_to_multiple", "log_linear_input", "trunc_normal_"]
+__all__ = ["InstanceNorm2d", "ReplicateConv2d", "StridedConv2d", "PreActConv", "SkipFuse", "GatedConv", "UNetDecoder",
+           "HDROutput", "HDRModel", "ExportWrapper", "pad_to_multiple", "log_linear_input", "trunc_normal_"]
 
 
 def log_linear_input(x: Tensor) -> Tensor:
@@ -127,6 +127,26 @@ class ReplicateConv2d(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
+class StridedConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with zero 'same' padding for the decoder's stride-2 convs (e6/e7), in float32 on a one-pixel-wide
+    map under CPU autocast.
+
+    PyTorch 2.13's CPU bf16 convolution returns a **wrong weight gradient** for a stride-2 kernel wider than one pixel
+    on an input one pixel wide: values from uninitialised memory, up to 1e38 or inf/NaN, in most calls
+    (``tests/test_models.py``; the input gradient and every wider map are right). e7 sees such a map for inputs of
+    64 pixels or fewer (stage-1 crops of 64, the 32-pixel smoke tests), e6 for 32; the shipped recipes (128-pixel
+    crops, 512x256 panoramas) never do. A map that small costs nothing in float32. Without autocast, on other
+    devices and when tracing: ``nn.Conv2d`` itself.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] == 1 and x.device.type == "cpu" and self.stride[-1] > 1 and self.kernel_size[-1] > 1 \
+                and torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing():
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
 class PreActConv(nn.Module):
     """The reference decoder unit ``IN(conv(up(ReLU(x))))`` (``ops.conv2d`` / ``ops.deconv2d``).
 
@@ -145,7 +165,7 @@ class PreActConv(nn.Module):
         super().__init__()
         self.act, self.up = act, up
         self.conv = (ReplicateConv2d(in_ch, out_ch, kernel_size) if stride == 1 and kernel_size > 1 else
-                     nn.Conv2d(in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False))
+                     StridedConv2d(in_ch, out_ch, kernel_size, stride, padding=kernel_size // 2, bias=False))
         self.norm = InstanceNorm2d(out_ch) if norm else nn.Identity()
         trunc_normal_(self.conv.weight)
 
