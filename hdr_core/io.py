@@ -42,7 +42,9 @@ _NAMES = {"exr": "OpenEXR", "hdr": "Radiance HDR", "png": "PNG", "jpeg": "JPEG",
           "bmp": "BMP"}
 _MAGIC = ((b"v/1\x01", "exr"), (b"#?RADIANCE", "hdr"), (b"#?RGBE", "hdr"), (b"\x89PNG\r\n\x1a\n", "png"),
           (b"\xff\xd8\xff", "jpeg"), (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"II+\x00", "tiff"),
-          (b"MM\x00+", "tiff"), (b"BM", "bmp"))
+          (b"MM\x00+", "tiff"))
+#: sizes of the BMP info headers (BITMAPCOREHEADER ... BITMAPV5HEADER): "BM" alone is too common a start to trust
+_BMP_DIB_SIZES = (12, 40, 52, 56, 64, 108, 124)
 _EXT_FORMAT = {".exr": "exr", ".hdr": "hdr", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff",
                ".tiff": "tiff", ".webp": "webp", ".bmp": "bmp"}
 #: EXR compressions, in the order of the OpenEXR enum (OpenCV's ``IMWRITE_EXR_COMPRESSION`` uses the same values).
@@ -80,7 +82,7 @@ def _sniff(path: PathLike) -> tuple[str, str]:
         raise ImageError(p, "is a directory, expected an image file")
     try:
         with open(p, "rb") as f:
-            head = f.read(16)
+            head = f.read(18)
     except OSError as e:
         raise ImageError(p, f"cannot read file ({e.strerror or _why(e)})") from e
     if not head:
@@ -90,6 +92,8 @@ def _sniff(path: PathLike) -> tuple[str, str]:
             return p, fmt
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return p, "webp"
+    if head[:2] == b"BM" and int.from_bytes(head[14:18], "little") in _BMP_DIB_SIZES:
+        return p, "bmp"
     if _ext_format(p):
         raise ImageError(p, "not a valid image (the contents match no supported format)")
     raise ImageError(p, "unsupported format (supported: OpenEXR, Radiance .hdr, PNG, JPEG, TIFF, WebP, BMP)")

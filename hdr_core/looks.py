@@ -380,7 +380,8 @@ def make_ldr(hdr: np.ndarray, style: str, rng: np.random.Generator | int | None 
         raise ValueError(f"LDR style {style}: expected an HxWx3 image, got shape {hdr.shape}")
     if style == "virtual":
         ldr, cam = virtual_camera(hdr, rng, camera or CameraConfig(), exposure_ev=exposure_ev)
-        return ldr, {"style": "virtual", **cam.to_dict()}
+        shift = {"exposure_ev": float(exposure_ev)} if exposure_ev else {}
+        return ldr, {"style": "virtual", **cam.to_dict(), **shift}
     hdr = np.maximum(hdr, 0.0)
     if not np.isfinite(hdr).all() or float(hdr.max()) <= 0:
         raise ValueError(f"LDR style {style}: the HDR image is black or not finite")

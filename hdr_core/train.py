@@ -212,10 +212,15 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         parser.error("give val_groups_file or val_scenes, not both")
     try:
         cfg.exposure_ev = [float(v) for v in cfg.exposure_ev]
+        cfg.val_exposure_ev = float(cfg.val_exposure_ev)
     except (TypeError, ValueError):
-        parser.error(f"exposure_ev: expected two numbers [lo, hi] (stops), got {cfg.exposure_ev!r}")
-    if len(cfg.exposure_ev) != 2 or cfg.exposure_ev[0] > cfg.exposure_ev[1]:
-        parser.error(f"exposure_ev: expected two numbers [lo, hi] with lo <= hi (stops), got {cfg.exposure_ev}")
+        parser.error(f"exposure_ev / val_exposure_ev: expected numbers (stops), got {cfg.exposure_ev!r} / "
+                     f"{cfg.val_exposure_ev!r}")
+    if len(cfg.exposure_ev) != 2 or not all(math.isfinite(v) for v in cfg.exposure_ev) \
+            or cfg.exposure_ev[0] > cfg.exposure_ev[1]:
+        parser.error(f"exposure_ev: expected two finite numbers [lo, hi] with lo <= hi (stops), got {cfg.exposure_ev}")
+    if not math.isfinite(cfg.val_exposure_ev):
+        parser.error(f"val_exposure_ev: expected a finite number of stops, got {cfg.val_exposure_ev}")
     if cfg.pair_device and (cfg.pair_pool or {s for s, w in cfg.ldr_styles.items() if float(w) > 0} != {"virtual"}
                             or cfg.jpeg_prob or any(cfg.exposure_ev)):
         parser.error("pair_device: only the virtual camera (ldr_styles {virtual: 1}, jpeg_prob 0, exposure_ev [0, 0]),"
@@ -692,6 +697,9 @@ def main(argv: list[str] | None = None) -> dict:
     mix = {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}
     val_styles = validation_styles(cfg)
     val_sets = validation_sets(cfg, val_files, extras)
+    if master and cfg.val_balanced and val_files and (cfg.eval_batches * cfg.batch_size) % len(val_files):
+        print(f"val_balanced: {cfg.eval_batches * cfg.batch_size} pairs per style over {len(val_files)} panoramas, "
+              "not a multiple: some count once more than others", flush=True)
 
     # --- model -----------------------------------------------------------------------------------
     if getattr(net, "requires_virtual_camera", False) and set(val_styles) - {"virtual"}:

@@ -23,7 +23,7 @@ from hdr_core.resize import resize_to
 from render_eval.methods import HDR_SUFFIXES, Method, MethodRunner, find_file
 from render_eval.report import HIGHER_IS_BETTER
 
-LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+LDR_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 NOISE_FLOOR = "noise floor"  #: the row comparing the GT render with a GT render of another seed
 
 

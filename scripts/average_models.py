@@ -10,7 +10,8 @@ of the loss, and their mean generalises at least as well as each. Every floating
 mean over the models (accumulated in float64); the models must share the registered name and config (a highlight
 gain included: average before fitting one). A weight average is not a network whose batch-norm running statistics
 are the mean of the members', so they are then measured again, as SWA does: ``--bn-batches`` batches of training
-pairs of ``--config`` (its training panoramas, LDR-style mix, pair size and batch; never validation), each
+pairs of ``--config`` (its training panoramas, LDR-style mix, pair size and batch; never validation) through what
+its stage trains (stage 1 of panoLANet: the panorama branch on crops), each
 layer's statistics the plain mean over those batches (``momentum=None``), no gradient, no weight change.
 ``--bn-batches 0`` keeps the averaged statistics.
 
@@ -89,7 +90,14 @@ def main(argv: list[str] | None = None) -> Path:
     from hdr_core.checkpoint import atomic_write_text, load_state, read_meta, save_model
     from hdr_core.data.pairs import PairDataset, load_panoramas
     from hdr_core.models import create_model
-    from hdr_core.train import machine_description, pair_config, param_checksum, parse_config, split_files
+    from hdr_core.train import (
+        machine_description,
+        pair_config,
+        param_checksum,
+        parse_config,
+        split_files,
+        trained_module,
+    )
 
     if len(args.models) < 2:
         raise SystemExit("average_models: give at least two models")
@@ -132,7 +140,9 @@ def main(argv: list[str] | None = None) -> Path:
         ds = PairDataset(load_panoramas(files, pcfg.store_height), pcfg, length=args.bn_batches * cfg.batch_size,
                          seed=seed, extras=False)
         t0 = time.perf_counter()
-        layers = recompute_batch_norm(net, torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size))
+        # what the stage trains sees its pairs (stage 1 of panoLANet: the panorama branch, on crops)
+        layers = recompute_batch_norm(trained_module(net, cfg.stage),
+                                      torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size))
         bn.update(config=args.config, seed=seed, batch_size=cfg.batch_size, layers=layers,
                   panoramas=[f.name for f in files], seconds=round(time.perf_counter() - t0, 1))
     net.eval()

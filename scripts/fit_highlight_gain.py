@@ -135,12 +135,13 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--tolerance", type=float, default=0.04, help="stops of irradiance error (default 0.04)")
     ap.add_argument("--max-simse-rise", type=float, default=0.05, help="relative (default 0.05)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's)")
-    ap.add_argument("--balanced", action="store_true",
-                    help="validation pairs that cycle through the panoramas, each counting equally (the config's "
-                         "val_balanced; give an --eval-batches whose pairs are a multiple of the panoramas)")
-    ap.add_argument("--exposure-ev", type=float, default=0.0,
-                    help="score photos exposed this many stops brighter (> 0) or darker than metered (the config's "
-                         "val_exposure_ev; default 0: as metered). A gain is still chosen, on those pairs")
+    ap.add_argument("--balanced", type=lambda s: s.lower() in ("1", "true", "yes", "on"), nargs="?", const=True,
+                    default=None, metavar="BOOL",
+                    help="validation pairs that cycle through the panoramas, each counting equally (default: the "
+                         "config's val_balanced; give an --eval-batches whose pairs are a multiple of the panoramas)")
+    ap.add_argument("--exposure-ev", type=float, default=None,
+                    help="score photos exposed this many stops brighter (> 0) or darker than metered (default: the "
+                         "config's val_exposure_ev, normally 0: as metered). A gain is still chosen, on those pairs")
     ap.add_argument("--json", type=Path, help="write every figure here")
     ap.add_argument("--panoramas", choices=("validation", "training"), default="validation",
                     help="score pairs of the validation panoramas (default) or, made the same way, of the training "
@@ -155,7 +156,8 @@ def main(argv: list[str] | None = None) -> float:
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides = ["--eval-batches", str(args.eval_batches)] + (["--data", *args.data] if args.data else []) \
-        + (["--val-balanced", "true"] if args.balanced else []) + ["--val-exposure-ev", str(args.exposure_ev)]
+        + ([f"--val-balanced={args.balanced}"] if args.balanced is not None else []) \
+        + ([f"--val-exposure-ev={args.exposure_ev!r}"] if args.exposure_ev is not None else [])
     cfg = parse_config(["--config", args.config, *overrides])
     if cfg.stage != "pano":
         raise SystemExit(f"{args.config}: a stage-2 (pano) config is needed, got stage {cfg.stage!r}")

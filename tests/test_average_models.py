@@ -109,3 +109,27 @@ def test_script_averages_two_runs_and_measures_their_batch_norms(tmp_path, pano_
     with pytest.raises(SystemExit, match="not a checkpoint folder"):
         avg.main([str(tmp_path / "bad"), str(runs[0]), str(tmp_path), "--config", str(cfg)])
     assert not (tmp_path / "bad").exists()
+
+
+def test_stage_one_runs_measure_the_branch_they_trained_on_crops(tmp_path, pano_folder):
+    """Stage 1 of panoLANet trains its panorama branch on square crops: the batch norms are measured through that
+    branch (the whole network takes only 2:1 panoramas), and the ceiling branch's statistics are the members' mean."""
+    from hdr_core.train import main as train_main
+
+    avg = _avg()
+    cfg = tmp_path / "crop.yaml"
+    cfg.write_text(f"data: [{pano_folder}]\nval_scenes: [v0]\nmodel: panolanet_small\nstage: crop\ncrop_size: 32\n"
+                   "store_height: 32\nbatch_size: 2\neval_batches: 1\n")
+    runs = []
+    for seed in (0, 1):
+        train_main(["--config", str(cfg), "--out-dir", str(tmp_path / f"r{seed}"), "--steps", "2", "--seed", str(seed),
+                    "--eval-every", "2", "--progress", "false"])
+        runs.append(tmp_path / f"r{seed}" / "model")
+    out = avg.main([str(tmp_path / "avg"), *map(str, runs), "--config", str(cfg), "--bn-batches", "2"])
+    a, b, m = (load_state(f) for f in (*runs, out))
+    pano = [k for k in m if k.startswith("pano.") and k.endswith("running_mean")]
+    ceiling = [k for k in m if k.startswith("ceiling.") and k.endswith("running_mean")]
+    assert pano and ceiling
+    assert any(not torch.allclose(m[k], (a[k] + b[k]) / 2) for k in pano)  # measured again
+    for k in ceiling:  # not run: the members' mean
+        torch.testing.assert_close(m[k], ((a[k].double() + b[k].double()) / 2).float(), atol=0, rtol=0)

@@ -140,6 +140,9 @@ def test_fit_script_scores_validation_pairs_and_ship_model_writes_the_gain(tmp_p
               "--json", str(tmp_path / "fit_bal.json")])
     bal = json.loads((tmp_path / "fit_bal.json").read_text())
     assert bal["balanced"] is True and rec["balanced"] is False and bal["table"] == rec["table"]
+    fit.main([str(run / "model"), "--config", str(cfg), "--gains", "0", "--eval-batches", "1",
+              "--exposure-ev=-1e-05", "--json", str(tmp_path / "fit_ev.json")])  # passed on as a number, not a flag
+    assert json.loads((tmp_path / "fit_ev.json").read_text())["exposure_ev"] == -1e-05
     per_pano = rec["panoramas_irr_err"]["1"]  # one validation panorama: its 4 pairs in both styles
     assert list(per_pano) == ["v0"] and len(per_pano["v0"]) == 8
     assert sum(per_pano["v0"]) / 8 == pytest.approx(rec["table"]["1"]["irr_err"], rel=1e-6)

@@ -277,6 +277,8 @@ def test_webp_and_bmp_are_read_not_written(tmp_path, rng):
     (tmp_path / "webp_named.png").write_bytes((tmp_path / "a.webp").read_bytes())
     np.testing.assert_array_equal(read_ldr(tmp_path / "webp_named.png")[0], read_ldr(tmp_path / "a.webp")[0])
     assert set(io.READ_ONLY_LDR_FORMATS) == {"webp", "bmp"} and not is_hdr_path(tmp_path / "a.webp")
+    (tmp_path / "bm.png").write_text("BM is how this text starts, not a bitmap\n")  # "BM" alone is not a BMP
+    _raises(tmp_path / "bm.png", match="not a valid image")
     data = (tmp_path / "a.webp").read_bytes()
     (tmp_path / "cut.webp").write_bytes(data[: len(data) // 2])
     _raises(tmp_path / "cut.webp", match="corrupt or truncated WebP")

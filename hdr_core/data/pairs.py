@@ -53,7 +53,8 @@ class PairConfig:
         check_styles(self.ldr_styles)
         if self.style is not None and self.style not in LDR_STYLES:
             raise ValueError(f"unknown LDR style {self.style!r}; valid styles: {', '.join(LDR_STYLES)}")
-        if len(self.exposure_ev) != 2 or float(self.exposure_ev[0]) > float(self.exposure_ev[1]):
+        if len(self.exposure_ev) != 2 or not all(np.isfinite(float(v)) for v in self.exposure_ev) \
+                or float(self.exposure_ev[0]) > float(self.exposure_ev[1]):
             raise ValueError(f"exposure_ev: expected (lo, hi) with lo <= hi, got {self.exposure_ev}")
 
 
@@ -200,8 +201,9 @@ class PairDataset(torch.utils.data.Dataset):
         params["style"] = style
         extra: dict[str, np.ndarray | list[float]] = {}
         if style == "virtual":
-            ldr, cam = virtual_camera(hdr, rng, self.config.camera, exposure_ev=self.exposure_ev_of(i))
-            params["ldr"] = {"style": "virtual", **cam.to_dict()}
+            ev = self.exposure_ev_of(i)
+            ldr, cam = virtual_camera(hdr, rng, self.config.camera, exposure_ev=ev)
+            params["ldr"] = {"style": "virtual", **cam.to_dict(), **({"exposure_ev": ev} if ev else {})}
             lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
             hdr_cal = calibrate(hdr, lin)
             if self.extras:
