@@ -655,6 +655,16 @@ def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = Fals
             for s in validation_styles(cfg)}
 
 
+def unbalanced_note(cfg: TrainConfig, val_files: list[Path]) -> str | None:
+    """What to say when ``val_balanced`` pairs cannot count every panorama equally (their number per style is not a
+    multiple of the panoramas); None when they can, or when validation is not balanced."""
+    n = cfg.eval_batches * cfg.batch_size
+    if cfg.val_balanced and val_files and n % len(val_files):
+        return f"val_balanced: {n} pairs per style over {len(val_files)} panoramas, not a multiple: some count once " \
+               "more than others"
+    return None
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(argv)
 
@@ -697,9 +707,9 @@ def main(argv: list[str] | None = None) -> dict:
     mix = {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}
     val_styles = validation_styles(cfg)
     val_sets = validation_sets(cfg, val_files, extras)
-    if master and cfg.val_balanced and val_files and (cfg.eval_batches * cfg.batch_size) % len(val_files):
-        print(f"val_balanced: {cfg.eval_batches * cfg.batch_size} pairs per style over {len(val_files)} panoramas, "
-              "not a multiple: some count once more than others", flush=True)
+    note = unbalanced_note(cfg, val_files)
+    if master and note:
+        print(note, flush=True)
 
     # --- model -----------------------------------------------------------------------------------
     if getattr(net, "requires_virtual_camera", False) and set(val_styles) - {"virtual"}:

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> Path:
 
     import torch
 
-    from hdr_core.checkpoint import atomic_write_text, load_state, read_meta, save_model
+    from hdr_core.checkpoint import atomic_write_text, load_model, read_meta, save_model
     from hdr_core.data.pairs import PairDataset, load_panoramas
     from hdr_core.models import create_model
     from hdr_core.train import (
@@ -117,13 +117,11 @@ def main(argv: list[str] | None = None) -> Path:
     net = create_model(metas[0]["model"], config=metas[0]["config"])
     members = []
     states = []
-    for folder in args.models:
-        state = load_state(folder)
-        member = create_model(metas[0]["model"], config=metas[0]["config"])
-        member.load_state_dict(state)
+    for folder, meta in zip(args.models, metas):
+        member = load_model(folder)
         states.append(member.state_dict())  # float32, whatever the file stored
         record = folder / "training.json"
-        members.append({"folder": str(folder), "steps": read_meta(folder).get("steps"),
+        members.append({"folder": str(folder), "steps": meta.get("steps"),
                         "checksum": param_checksum(member),
                         "training": json.loads(record.read_text()) if record.is_file() else None})
     net.load_state_dict(average_state(states))

@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> float:
     import torch
 
     from hdr_core.checkpoint import atomic_write_text, load_model
-    from hdr_core.train import parse_config, split_files, validation_sets
+    from hdr_core.train import parse_config, split_files, unbalanced_note, validation_sets
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -171,14 +171,14 @@ def main(argv: list[str] | None = None) -> float:
         raise SystemExit(f"{args.model}: already has a highlight gain ({model.config.highlight_gain} stops); fit the "
                          "run's own model")
     split = split_files(cfg, log=None)
-    val_sets = validation_sets(cfg, split.val if args.panoramas == "validation" else split.train)  # same order
+    files = split.val if args.panoramas == "validation" else split.train
+    val_sets = validation_sets(cfg, files)
     if not val_sets:
         raise SystemExit(f"{args.config}: no {args.panoramas} panoramas")
     gains = sorted(set(args.gains) | {0.0})
-    files = split.val if args.panoramas == "validation" else split.train
-    if cfg.val_balanced and (cfg.eval_batches * cfg.batch_size) % len(files):
-        print(f"note: {cfg.eval_batches * cfg.batch_size} pairs per style over {len(files)} panoramas: not all "
-              "counted equally", file=sys.stderr)
+    note = unbalanced_note(cfg, files)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     table, by_pano = evaluate_gains(model, val_sets, gains, cfg.batch_size, [f.stem for f in files])
     chosen = choose_gain(table, args.tolerance, args.max_simse_rise)
     print(markdown(table, list(val_sets), chosen))

@@ -19,6 +19,26 @@ def _avg():
     return module
 
 
+def _two_runs(tmp_path, pano_folder, config: str) -> tuple[Path, list[Path]]:
+    """A config (``config`` after the data lines) and two 2-step runs of it, seeds 0 and 1: (config, their models)."""
+    from hdr_core.train import main as train_main
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(f"data: [{pano_folder}]\nval_scenes: [v0]\nmodel: panolanet_small\n{config}")
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"run{seed}"
+        train_main(["--config", str(cfg), "--out-dir", str(run), "--steps", "2", "--seed", str(seed),
+                    "--eval-every", "2", "--progress", "false"])
+        runs.append(run / "model")
+    return cfg, runs
+
+
+def _mean(a: dict, b: dict, k: str) -> torch.Tensor:
+    """The members' mean of weight ``k``, as the script computes it (float64, cast back)."""
+    return ((a[k].double() + b[k].double()) / 2).float()
+
+
 def _net(seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
@@ -68,15 +88,8 @@ def test_script_averages_two_runs_and_measures_their_batch_norms(tmp_path, pano_
     from hdr_core.train import main as train_main
 
     avg = _avg()
-    cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(f"data: [{pano_folder}]\nval_scenes: [v0]\nmodel: panolanet_small\nstage: pano\npano_height: 32\n"
-                   "batch_size: 2\neval_batches: 1\nldr_styles: {virtual: 1}\n")
-    runs = []
-    for seed in (0, 1):
-        run = tmp_path / f"run{seed}"
-        train_main(["--config", str(cfg), "--out-dir", str(run), "--steps", "2", "--seed", str(seed),
-                    "--eval-every", "2", "--progress", "false"])
-        runs.append(run / "model")
+    cfg, runs = _two_runs(tmp_path, pano_folder, "stage: pano\npano_height: 32\nbatch_size: 2\neval_batches: 1\n"
+                                                 "ldr_styles: {virtual: 1}\n")
     out = avg.main([str(tmp_path / "avg"), *map(str, runs), "--config", str(cfg), "--bn-batches", "2"])
     assert "averaged 2 models" in capsys.readouterr().out
     a, b, m = (load_state(f) for f in (*runs, out))
@@ -86,7 +99,7 @@ def test_script_averages_two_runs_and_measures_their_batch_norms(tmp_path, pano_
         if "running" in k:  # measured again: not the members' mean
             continue
         if v.is_floating_point():
-            torch.testing.assert_close(v, ((a[k].double() + b[k].double()) / 2).float(), atol=0, rtol=0)
+            torch.testing.assert_close(v, _mean(a, b, k), atol=0, rtol=0)
     running = [k for k in m if k.endswith("running_mean")]
     assert running and any(not torch.allclose(m[k], (a[k] + b[k]) / 2) for k in running)
     record = json.loads((out / "training.json").read_text())
@@ -99,7 +112,7 @@ def test_script_averages_two_runs_and_measures_their_batch_norms(tmp_path, pano_
     # --bn-batches 0 keeps the members' mean statistics
     kept = load_state(avg.main([str(tmp_path / "avg0"), *map(str, runs), "--config", str(cfg), "--bn-batches", "0"]))
     for k in running:
-        torch.testing.assert_close(kept[k], ((a[k].double() + b[k].double()) / 2).float(), atol=0, rtol=0)
+        torch.testing.assert_close(kept[k], _mean(a, b, k), atol=0, rtol=0)
     # runs of another model, or a folder that is not a checkpoint: one-line errors
     other = tmp_path / "lanet"
     train_main(["--config", str(cfg), "--model", "lanet_small", "--out-dir", str(other), "--steps", "1",
@@ -114,17 +127,9 @@ def test_script_averages_two_runs_and_measures_their_batch_norms(tmp_path, pano_
 def test_stage_one_runs_measure_the_branch_they_trained_on_crops(tmp_path, pano_folder):
     """Stage 1 of panoLANet trains its panorama branch on square crops: the batch norms are measured through that
     branch (the whole network takes only 2:1 panoramas), and the ceiling branch's statistics are the members' mean."""
-    from hdr_core.train import main as train_main
-
     avg = _avg()
-    cfg = tmp_path / "crop.yaml"
-    cfg.write_text(f"data: [{pano_folder}]\nval_scenes: [v0]\nmodel: panolanet_small\nstage: crop\ncrop_size: 32\n"
-                   "store_height: 32\nbatch_size: 2\neval_batches: 1\n")
-    runs = []
-    for seed in (0, 1):
-        train_main(["--config", str(cfg), "--out-dir", str(tmp_path / f"r{seed}"), "--steps", "2", "--seed", str(seed),
-                    "--eval-every", "2", "--progress", "false"])
-        runs.append(tmp_path / f"r{seed}" / "model")
+    cfg, runs = _two_runs(tmp_path, pano_folder, "stage: crop\ncrop_size: 32\nstore_height: 32\nbatch_size: 2\n"
+                                                 "eval_batches: 1\n")
     out = avg.main([str(tmp_path / "avg"), *map(str, runs), "--config", str(cfg), "--bn-batches", "2"])
     a, b, m = (load_state(f) for f in (*runs, out))
     pano = [k for k in m if k.startswith("pano.") and k.endswith("running_mean")]
@@ -132,4 +137,4 @@ def test_stage_one_runs_measure_the_branch_they_trained_on_crops(tmp_path, pano_
     assert pano and ceiling
     assert any(not torch.allclose(m[k], (a[k] + b[k]) / 2) for k in pano)  # measured again
     for k in ceiling:  # not run: the members' mean
-        torch.testing.assert_close(m[k], ((a[k].double() + b[k].double()) / 2).float(), atol=0, rtol=0)
+        torch.testing.assert_close(m[k], _mean(a, b, k), atol=0, rtol=0)

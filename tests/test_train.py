@@ -507,6 +507,12 @@ def test_exposure_error_options_reach_the_training_and_validation_pairs(tmp_path
                                            "--pano-height", "8"]), [tmp_path / "v.hdr"]).values()
     assert val.config.exposure_ev == (-0.5, -0.5) and val.exposure_ev_of(3) == -0.5
     assert parse_config(["--data", "x"]).exposure_ev == [0.0, 0.0]  # as metered: the paper's pairs
+    from hdr_core.train import unbalanced_note
+    files = [tmp_path / f"p{i}.hdr" for i in range(7)]
+    balanced = parse_config(["--data", "x", "--val-balanced", "true", "--batch-size", "4", "--eval-batches", "8"])
+    assert "32 pairs per style over 7 panoramas" in unbalanced_note(balanced, files)
+    assert unbalanced_note(dataclasses.replace(balanced, eval_batches=14), files) is None  # 56 = 8 x 7
+    assert unbalanced_note(dataclasses.replace(balanced, val_balanced=False), files) is None
     for bad in (["1", "-1"], ["1"], ["a", "b"]):
         with pytest.raises(SystemExit):
             parse_config(["--data", "x", "--exposure-ev", *bad])

@@ -200,8 +200,8 @@ class PairDataset(torch.utils.data.Dataset):
         style = self.style_of(i)
         params["style"] = style
         extra: dict[str, np.ndarray | list[float]] = {}
+        ev = self.exposure_ev_of(i)
         if style == "virtual":
-            ev = self.exposure_ev_of(i)
             ldr, cam = virtual_camera(hdr, rng, self.config.camera, exposure_ev=ev)
             params["ldr"] = {"style": "virtual", **cam.to_dict(), **({"exposure_ev": ev} if ev else {})}
             lin = ldr_to_linear(ldr.astype(np.float32) / 255.0)
@@ -212,7 +212,7 @@ class PairDataset(torch.utils.data.Dataset):
                          "hdr_camera": np.maximum(hdr * cam.exposure - black, 0.0) / (1.0 - black),
                          "crf": [cam.sigma, cam.n]}
         else:
-            ldr, params["ldr"] = make_ldr(hdr, style, rng, exposure_ev=self.exposure_ev_of(i))
+            ldr, params["ldr"] = make_ldr(hdr, style, rng, exposure_ev=ev)
             display = ldr.astype(np.float32) / 255.0
             lin = ldr_to_linear(display)
             hdr_cal = calibrate(hdr, lin)
