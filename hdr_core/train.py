@@ -665,6 +665,18 @@ def unbalanced_note(cfg: TrainConfig, val_files: list[Path]) -> str | None:
     return None
 
 
+def validation_setup(cfg: TrainConfig, val_files: list[Path]) -> dict:
+    """What a run's validation figures are measured on: the panoramas, styles and number of pairs, how they are made
+    and how ``val/loss`` weighs the styles. Checkpoints carry it; a resume whose setup differs cannot compare its
+    figures with the checkpoint's first validation or best loss (:func:`main` drops them, saying why)."""
+    return {"panoramas": [f.name for f in val_files], "styles": validation_styles(cfg),
+            "pairs_per_style": cfg.eval_batches * cfg.batch_size, "balanced": bool(cfg.val_balanced),
+            "exposure_ev": float(cfg.val_exposure_ev), "stage": cfg.stage,
+            "size": cfg.crop_size if cfg.stage == "crop" else cfg.pano_height,
+            "store_height": cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
+            "jpeg_prob": float(cfg.jpeg_prob), "mix": {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}}
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(argv)
 
@@ -736,6 +748,18 @@ def main(argv: list[str] | None = None) -> dict:
         start_step, best_val = state["step"], state["best_val"]
         torch.set_rng_state(state["torch_rng"])
         resumed_metrics = state.get("metrics", {})
+    val_setup = validation_setup(cfg, val_files)
+    was = resumed_metrics.get("val_setup")  # None: a checkpoint from before it was recorded (not checked)
+    val_changed = was is not None and was != val_setup
+    if val_changed:  # its first validation, best loss and last figures are of other pairs
+        changed = sorted(k for k in {*was, *val_setup} if was.get(k) != val_setup.get(k))
+        if master:
+            print(f"resume: the validation differs from the checkpoint's ({', '.join(changed)}): its first "
+                  "validation and best loss are dropped, and the figures are this validation's", flush=True)
+        best_val = float("inf")
+        resumed_metrics = {**resumed_metrics, "initial_val": {},
+                           "last": {k: v for k, v in resumed_metrics.get("last", {}).items()
+                                    if not k.startswith("val/")}}
     module = trained_module(net, cfg.stage)
     freeze_unused_by_loss(cfg, module)
     if ddp and cfg.sync_bn:
@@ -845,6 +869,8 @@ def main(argv: list[str] | None = None) -> dict:
     bar = tqdm(total=cfg.steps, initial=start_step, disable=not (master and cfg.progress), unit="step",
                dynamic_ncols=True)
     step, t0, last = start_step, time.time(), dict(resumed_metrics.get("last", {}))
+    if val_changed and start_step >= cfg.steps:  # nothing to train: the summary still gets this validation's figures
+        last.update(evaluate(start_step))
     command = "python -m hdr_core.train " + shlex.join(sys.argv[1:] if argv is None else argv)
     segments = earlier_segments(resumed_metrics, out_dir, start_step) if master else []
     this_segment = segment_entry(cfg, command, world) if master else {}
@@ -900,7 +926,8 @@ def main(argv: list[str] | None = None) -> dict:
                 last.update(val)
         if master and (step % cfg.ckpt_every == 0 or end):
             save_checkpoint(cfg, net, optimizer, step, best_val,
-                            {"initial_val": initial_val, "last": last, "segments": with_this_segment()})
+                            {"initial_val": initial_val, "last": last, "segments": with_this_segment(),
+                             "val_setup": val_setup})
     bar.close()
     if master and stop:
         print(f"time limit: stopped after step {step} of {cfg.steps} ({time.time() - t0:.0f} s)", flush=True)

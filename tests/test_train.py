@@ -80,6 +80,13 @@ def test_smoke_training_lowers_the_loss_and_writes_a_run(tmp_path, pano_folder):
     # Resuming a finished run trains nothing and keeps its record (first validation, last values) intact.
     again = main(_args(pano_folder, out, "--steps", "30", "--eval-every", "30", "--resume", "true"))
     assert again == summary == json.loads((out / "final.json").read_text())
+    # Resumed with other validation pairs, its figures are the new pairs' (those of scoring the model on them), and
+    # the first validation, measured on the old pairs, is dropped rather than compared with them.
+    more = ("--eval-batches", "3", "--val-balanced", "true")
+    rescored = main(_args(pano_folder, out, "--steps", "30", "--eval-every", "30", "--resume", "true", *more))
+    scored = main(_args(pano_folder, tmp_path / "score", "--steps", "0", "--init-from", str(out / "model"), *more))
+    assert rescored["val/loss"] == scored["val/initial_loss"] != summary["val/loss"]
+    assert not any(k.startswith("val/initial_") for k in rescored)
 
 
 @pytest.mark.slow
