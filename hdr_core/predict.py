@@ -231,8 +231,10 @@ class Predictor:
         leaves ``merge_mask`` at the working size (saves an ``HxW`` float array for callers that do not use it).
         """
         t0 = time.perf_counter()
-        if ldr.ndim != 3 or ldr.shape[2] != 3 or min(ldr.shape[:2]) < 2:
+        if ldr.ndim != 3 or ldr.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 image, got shape {ldr.shape}")
+        if min(ldr.shape[:2]) < 2:
+            raise ValueError(f"too small: {ldr.shape[1]}x{ldr.shape[0]} pixels")
         h, w = ldr.shape[:2]
         if self.is_pano and abs(w / h - 2.0) > 0.01:
             if fit is None:
@@ -384,7 +386,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # a file of that name, no permission, ...
+        print(f"error: output folder {out}: {e.strerror or e}", file=sys.stderr)
+        return 2
     failures = 0
     for f in collect_inputs(args.inputs):
         try:

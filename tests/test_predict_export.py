@@ -162,6 +162,14 @@ def test_predict_cli_end_to_end(checkpoints, tmp_path, capsys):
     assert predict_main([str(inp / "square.png"), "-o", str(out), "--weights", str(checkpoints["panolanet_small"]),
                          "--fit", "pad"]) == 0
     assert predict_main([str(inp / "good.png"), "-o", str(out), "--weights", str(tmp_path / "nope")]) == 2
+    capsys.readouterr()
+    # an output "folder" that is a file: one line, no traceback
+    assert predict_main([str(inp / "good.png"), "-o", str(inp / "good.png"), "--weights",
+                         str(checkpoints["panolanet_small"])]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: output folder {inp / 'good.png'}: File exists"]
+    write_ldr(inp / "tiny.png", _ldr(1, 2))
+    assert predict_main([str(inp / "tiny.png"), "-o", str(out), "--weights", str(checkpoints["panolanet_small"])]) == 1
+    assert "tiny.png: too small: 2x1 pixels" in capsys.readouterr().err
     # half floats by default, 32-bit floats with --precision float
     import OpenEXR
 
