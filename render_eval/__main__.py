@@ -198,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = build_parser()
     args = ap.parse_args(argv)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        ap.error(f"--out {out}: is a file, not a folder")
     try:
         methods = [parse_method(s) for s in args.method]
         if not methods:

@@ -231,6 +231,11 @@ def test_cli_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--method", "ldr", "--paired-ref", "koeo", "--gt", str(tmp_path), "--ldr",
               str(tmp_path)])  # the reference must be one of the methods
+    (tmp_path / "a_file").write_text("x")
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "a_file"), "--method", "ldr", "--gt", str(tmp_path), "--ldr", str(tmp_path)])
+    assert "a_file: is a file, not a folder" in capsys.readouterr().err
 
 
 @pytest.mark.slow
