@@ -31,24 +31,37 @@ def image_pixels(img: bpy.types.Image) -> np.ndarray:
 
 def read_ldr(path: str | os.PathLike) -> np.ndarray:
     """Read an 8/16-bit panorama, row 0 at the top: ``HxWx3`` display values, ``uint8`` for 8-bit files (Blender's
-    byte buffer, exactly), float32 in [0, 1] for 16-bit ones.
+    byte buffer, exactly), float32 in [0, 1] for 16-bit ones. A partial photo sphere (its GPano metadata says where
+    it lies on the sphere) comes back placed on its whole 2:1 panorama (:func:`read_ldr_noted` says so).
 
     The image is loaded as a temporary data-block and removed again, so the blend file is left as it was.
 
     Raises:
         InputError: missing, unreadable, not an image, an HDR file, too small or not 2:1.
     """
+    return read_ldr_noted(path)[0]
+
+
+def read_ldr_noted(path: str | os.PathLike) -> tuple[np.ndarray, str]:
+    """:func:`read_ldr`, and a note for the user on what was done to the image (empty: nothing)."""
+    from hdr_core.gpano import place_on_sphere, placement_note, read_sphere_crop
+
     path = os.fspath(path)
     reason = check_ldr_file(path)
     if reason:
         raise InputError(reason)
     try:
+        crop = read_sphere_crop(path)
+    except (OSError, ValueError) as e:
+        raise InputError(" ".join(str(e).split())) from None
+    partial = crop is not None and not crop.whole_sphere
+    try:
         img = bpy.data.images.load(path, check_existing=False)
     except RuntimeError as e:
         raise InputError(f"not a readable image ({' '.join(str(e).split())})") from None
     try:
-        reason = check_panorama_size(*img.size)
-        if reason:
+        reason = check_panorama_size(*img.size) if not partial or min(img.size) <= 0 else None
+        if reason:  # a partial sphere is checked once placed
             raise InputError(reason)
         if img.is_float:  # 16-bit files are decoded to float and linearised unless marked as data
             img.colorspace_settings.name = "Non-Color"
@@ -62,7 +75,16 @@ def read_ldr(path: str | os.PathLike) -> np.ndarray:
         band = px[y0: y0 + 256]
         rgb = band[..., :3] if ch >= 3 else np.repeat(band[..., :1], 3, axis=2)
         out[y0: y0 + 256] = np.rint(rgb * 255.0) if is_byte else np.clip(rgb, 0.0, 1.0)
-    return out
+    if not partial:
+        return out, ""
+    try:
+        placed = place_on_sphere(out, crop)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    reason = check_panorama_size(placed.shape[1], placed.shape[0])
+    if reason:
+        raise InputError(reason)
+    return placed, placement_note(crop)
 
 
 def write_exr(path: str | os.PathLike, hdr: np.ndarray, half: bool = True) -> Path:

@@ -47,6 +47,7 @@ class _Input:
     predictor: object
     model_file: Path
     original_size: tuple[int, int]
+    note: str = ""  #: what was done to the input (a partial photo sphere placed on the sphere)
 
 
 def output_folder() -> tuple[Path, bool]:
@@ -75,7 +76,7 @@ def prepare(context, opts: Options) -> _Input:
     path = bpy.path.abspath(opts.filepath)
     name = os.path.basename(path) or path
     try:
-        ldr = images.read_ldr(path)
+        ldr, note = images.read_ldr_noted(path)
     except images.InputError as e:
         raise UserError(f"{name}: {e}") from None
     original = ldr.shape[1], ldr.shape[0]
@@ -91,7 +92,7 @@ def prepare(context, opts: Options) -> _Input:
         raise UserError(" ".join(str(e).split())) from None
     except Exception as e:  # noqa: BLE001  (a broken or foreign .onnx file)
         raise UserError(f"Cannot load the model: {_one_line(e)}") from None
-    return _Input(path, ldr, predictor, model_file, original)
+    return _Input(path, ldr, predictor, model_file, original, note)
 
 
 def apply_result(context, opts: Options, inp: _Input, result, report) -> set[str]:
@@ -135,6 +136,8 @@ def apply_result(context, opts: Options, inp: _Input, result, report) -> set[str
                     f"{result.sun.fraction:.0%} of the light")
         else:
             msg += "; no dominant light to extract"
+    if inp.note:
+        msg += f"; {inp.note}"
     report({"INFO"}, msg + f" \u2192 {exr.name}")
     return {"FINISHED"}
 
@@ -223,8 +226,8 @@ class WORLD_OT_make_hdr_environment(bpy.types.Operator):
 
     __annotations__ = {
         "filepath": StringProperty(name="Panorama", subtype="FILE_PATH", options={"SKIP_SAVE"},
-                                   description="LDR 360° panorama (2:1 JPEG/PNG); empty: the scene settings' "
-                                               "panorama, else the image the current world uses"),
+                                   description="LDR 360° panorama (2:1 JPEG/PNG, or a partial photo sphere); empty: "
+                                               "the scene settings' panorama, else the image the current world uses"),
         **option_props(operator=True),
     }
 

@@ -54,7 +54,8 @@ class LANETHDR_PG_settings(bpy.types.PropertyGroup):
     __annotations__ = {
         "filepath": StringProperty(
             name="Panorama", default="",
-            description="LDR 360° panorama (equirectangular 2:1 JPEG/PNG). Empty: the image the world uses"),
+            description="LDR 360° panorama (equirectangular 2:1 JPEG/PNG, or a partial photo sphere with its "
+                        "metadata). Empty: the image the world uses"),
         **option_props(),
     }
 

@@ -9,7 +9,9 @@ HDR/LDR gain is upsampled and applied to the full-resolution linear LDR, so text
 full-resolution step runs in bands of rows (:data:`BAND_ROWS`, on ``threads`` threads), so an 8K photo needs no
 full-size temporaries beyond the linear input and the output; the pixels do not depend on the band height.
 Backends: ONNX Runtime (default; needs no torch) or torch. panoLANet needs a 2:1 equirectangular input:
-anything else is an error unless ``--fit crop|pad|stretch`` says how to make it 2:1.
+anything else is an error unless ``--fit crop|pad|stretch`` says how to make it 2:1. A partial photo sphere whose
+metadata says where it lies on the sphere (GPano XMP, :mod:`hdr_core.gpano`) is placed there first, its uncovered
+rest extended from its edges, and the output is the whole panorama.
 
 Bad files are reported on stderr (one line each) and skipped; the exit code is 1 if any input failed.
 """
@@ -59,6 +61,7 @@ class Prediction:
     ldr_linear: np.ndarray  #: HxWx3 the linearised input
     merge_mask: np.ndarray | None  #: HxW in [0, 1] (panoLANet) or None
     seconds: float
+    note: str = ""  #: what was done to the input before predicting (a partial photo sphere placed on the sphere)
 
     @property
     def peak(self) -> float:
@@ -332,13 +335,17 @@ class Predictor:
                 pass
 
     def predict_file(self, path: str | os.PathLike, **kw) -> Prediction:
+        from hdr_core.gpano import place_partial_sphere
         from hdr_core.io import read_ldr
 
         ldr, _ = read_ldr(path)
         try:
-            return self.predict(ldr, **kw)
+            ldr, note = place_partial_sphere(path, ldr)
+            pred = self.predict(ldr, **kw)
         except ValueError as e:
             raise ImageError(path, str(e)) from None
+        pred.note = note
+        return pred
 
 
 def preview(hdr: np.ndarray, stops: float = 0.0) -> np.ndarray:
@@ -402,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.masks and pred.merge_mask is not None:
                 write_ldr(out / f"{f.stem}_mask.png", np.repeat(pred.merge_mask[..., None], 3, -1))
             print(f"{f} -> {out / (f.stem + '.exr')} ({pred.seconds:.2f} s, peak {pred.peak:.1f}, "
-                  f"{pred.dynamic_range_stops:.1f} stops)")
+                  f"{pred.dynamic_range_stops:.1f} stops{'; ' + pred.note if pred.note else ''})")
         except ImageError as e:
             failures += 1
             print(f"skipped {e}", file=sys.stderr)

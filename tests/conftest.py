@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import struct
 import sys
 import tempfile
 from pathlib import Path
@@ -112,3 +113,37 @@ def pytest_unconfigure(config):
 
 def pytest_sessionfinish(session, exitstatus):
     session.config._lanet_exitstatus = exitstatus
+
+
+def gpano_xmp(props: dict, prefix: str = "GPano", elements: bool = False) -> str:
+    """An XMP packet with these photo-sphere (GPano) properties, as attributes or as elements."""
+    ns = f'xmlns:{prefix}="http://ns.google.com/photos/1.0/panorama/"'
+    if elements:
+        body = "".join(f"<{prefix}:{k}>{v}</{prefix}:{k}>" for k, v in props.items())
+        desc = f'<rdf:Description rdf:about="" {ns}>{body}</rdf:Description>'
+    else:
+        attrs = " ".join(f'{prefix}:{k}="{v}"' for k, v in props.items())
+        desc = f'<rdf:Description rdf:about="" {ns} {attrs}/>'
+    return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/">'
+            '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">' + desc +
+            '</rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+
+
+def gpano_props(full_w, full_h, w, h, left, top, projection="equirectangular"):
+    """The GPano properties of a crop of a full equirectangular panorama."""
+    return {"ProjectionType": projection, "FullPanoWidthPixels": full_w, "FullPanoHeightPixels": full_h,
+            "CroppedAreaImageWidthPixels": w, "CroppedAreaImageHeightPixels": h, "CroppedAreaLeftPixels": left,
+            "CroppedAreaTopPixels": top}
+
+
+def write_jpeg_with_xmp(path, rgb: np.ndarray, xmp: str, quality: int = 95) -> None:
+    """A JPEG (OpenCV) with an EXIF-like APP1 first and the XMP packet in its own APP1 after it, as cameras write."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    data = buf.tobytes()
+    exif = b"Exif\x00\x00" + b"\x00" * 20
+    payload = b"http://ns.adobe.com/xap/1.0/\x00" + xmp.encode()
+    segs = b"".join(b"\xff\xe1" + struct.pack(">H", len(p) + 2) + p for p in (exif, payload))
+    path.write_bytes(data[:2] + segs + data[2:])

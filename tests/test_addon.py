@@ -221,6 +221,33 @@ def test_read_ldr_8_16_bit_and_gray(tmp_path, rng):
     assert len(bpy.data.images) == n_images  # the temporary data-blocks are gone
 
 
+def test_a_partial_photo_sphere_is_placed_on_its_whole_panorama(prefs, tmp_path):
+    """A phone's photo sphere without its top and bottom (GPano metadata in the JPEG): read placed on the whole 2:1
+    panorama, the operator makes a world of that size and says what it did; metadata for another image is refused
+    with one line naming the problem, and changes nothing."""
+    import cv2
+    from conftest import gpano_props, gpano_xmp, write_jpeg_with_xmp
+
+    from blender_addon import images
+    from hdr_core.gpano import SphereCrop, place_on_sphere
+
+    part = (np.round(sunny_ldr()[16:48] * 255)).astype(np.uint8)  # 128x32: rows 16..47 of a 128x64 sphere
+    write_jpeg_with_xmp(tmp_path / "sphere.jpg", part, gpano_xmp(gpano_props(4096, 2048, 4096, 1024, 0, 512)),
+                        quality=100)
+    ldr, note = images.read_ldr_noted(tmp_path / "sphere.jpg")
+    decoded = cv2.imread(str(tmp_path / "sphere.jpg"))[..., ::-1]
+    assert ldr.shape == (H, W, 3) and "partial photo sphere (71% of the sphere)" in note
+    assert np.abs(ldr.astype(int) - place_on_sphere(decoded, SphereCrop(4096, 2048, 4096, 1024, 0, 512))).max() <= 1
+    assert bpy.ops.world.make_hdr_environment(filepath=str(tmp_path / "sphere.jpg")) == {"FINISHED"}
+    img = {n.bl_idname: n for n in bpy.context.scene.world.node_tree.nodes}["ShaderNodeTexEnvironment"].image
+    assert tuple(img.size) == (W, H)
+    write_jpeg_with_xmp(tmp_path / "other.jpg", part, gpano_xmp(gpano_props(4096, 2048, 4096, 1500, 0, 0)))
+    world = bpy.context.scene.world
+    with pytest.raises(RuntimeError, match="other.jpg: photo-sphere metadata describes a 4096x1500 image"):
+        bpy.ops.world.make_hdr_environment(filepath=str(tmp_path / "other.jpg"))
+    assert bpy.context.scene.world == world
+
+
 def test_equirect_convention_round_trip():
     """u = 0.5 looks along +X, u = 0.25 along +Y (Blender's direction_to_equirectangular)."""
     h, w = 32, 64
