@@ -74,6 +74,9 @@ def _jpeg_xmp(f) -> str | None:
         marker = f.read(2)
         if len(marker) < 2 or marker[0] != 0xFF:
             return None
+        if marker[1] == 0xFF:  # fill byte before a marker
+            f.seek(-1, 1)
+            continue
         if marker[1] in (0xD8, 0x01) or 0xD0 <= marker[1] <= 0xD7:  # no length
             continue
         if marker[1] in (0xDA, 0xD9):  # start of scan / end of image: the metadata is all before

@@ -30,6 +30,9 @@ def test_xmp_from_jpeg_and_png_in_every_spelling(tmp_path):
     for name in ("a.jpg", "b.jpg", "c.png", "d.png"):
         assert gpano.read_sphere_crop(tmp_path / name) == gpano.SphereCrop(4000, 2000, 4000, 1200, 0, 300), name
     assert cv2.imread(str(tmp_path / "a.jpg")).shape == (38, 128, 3)  # still a valid JPEG
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "fill.jpg").write_bytes(data[:2] + b"\xff\xff" + data[2:])  # fill bytes before the first marker
+    assert gpano.read_sphere_crop(tmp_path / "fill.jpg") == gpano.read_sphere_crop(tmp_path / "a.jpg")
     cv2.imwrite(str(tmp_path / "plain.jpg"), img)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe1\x00")  # truncated: no metadata, not an error here
     for name in ("plain.jpg", "broken.jpg"):
