@@ -89,7 +89,8 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def fit_to_2to1(img: np.ndarray, how: str) -> np.ndarray:
-    """Make an image 2:1: ``crop`` (centre), ``pad`` (black rows top and bottom / columns wrapped) or ``stretch``."""
+    """Make an image 2:1: ``crop`` (centre), ``pad`` (its top and bottom rows repeated / its columns wrapped round)
+    or ``stretch``."""
     h, w = img.shape[:2]
     if w == 2 * h:
         return img
