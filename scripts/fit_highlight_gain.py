@@ -17,7 +17,9 @@ the siMSE and light figures (means over the styles, then the irradiance error pe
 The smallest such gain, not the lowest error: on seven validation panoramas the curve is flat near its minimum, and
 a smaller gain risks less on panoramas unlike them. It also prints the irradiance error per validation panorama,
 and per LDR style the gain the rule would choose without that style and what it does to it (how a gain fits an LDR
-look it was not fitted on). ``--json FILE`` writes every figure. The gain is not written into
+look it was not fitted on). ``--by-image`` also asks whether a gain chosen per image, from the LDR's mean or its
+saturated fraction, would beat one gain (:func:`per_image_gains`). ``--json FILE`` writes every figure, and every
+pair's irradiance error at each gain. The gain is not written into
 the model: ``scripts/ship_model.py RUN/model NAME --highlight-gain G`` ships it.
 """
 
@@ -52,15 +54,18 @@ def choose_gain(table: dict[float, dict[str, float]], tolerance: float, max_sims
     return min(g for g in allowed if table[g]["irr_err"] <= best + tolerance)
 
 
-def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int,
-                   names: list[str] = ()) -> tuple[dict[float, dict[str, float]], dict[float, dict[str, list[float]]]]:
+def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int, names: list[str] = (),
+                   pairs: list | None = None
+                   ) -> tuple[dict[float, dict[str, float]], dict[float, dict[str, list[float]]]]:
     """Per gain: ``si_mse`` and every light figure of ``hdr_core.train`` validation, per style (``STYLE/KEY``) and
     as means over the styles (``KEY``; ``key_angle`` over the panoramas with a key light, as in training); and per
-    gain and panorama (``names[scene]``) the irradiance errors of its pairs, all styles together."""
+    gain and panorama (``names[scene]``) the irradiance errors of its pairs, all styles together. ``pairs`` (a
+    list) gets one record per pair: style, panorama, the LDR's mean linear value, its saturated fraction (the mean
+    of the gain's ramp) and the irradiance error at each gain."""
     import torch
 
     from hdr_core.losses import si_mse
-    from hdr_core.masks import highlight_gain
+    from hdr_core.masks import highlight_gain, saturation_ramp
     from hdr_core.train import add_light_figures, calibrated_light_errors, light_figures_of
 
     per: dict[float, dict[str, list[float]]] = {g: collections.defaultdict(list) for g in gains}
@@ -71,6 +76,13 @@ def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int,
             with torch.no_grad():
                 out = model(2.0 * batch["ldr"] - 1.0)
             gt_log = batch["hdr"].clamp(1e-8, 1e4).log()
+            first = pairs is not None and len(pairs)
+            if pairs is not None:
+                sat = saturation_ramp(batch["ldr"]).flatten(1).mean(1)
+                pairs += [{"style": style, "panorama": names[sc] if names else str(sc), "ldr_mean": float(m),
+                           "saturated": float(f), "irr_err": []}
+                          for sc, m, f in zip(batch["scene"].tolist(), batch["ldr"].flatten(1).mean(1).tolist(),
+                                              sat.tolist())]
             for g in gains:
                 pred = highlight_gain(out.log_hdr, batch["ldr"], g)
                 per[g][f"{style}/si_mse"].append(si_mse(pred, gt_log).item())
@@ -78,6 +90,9 @@ def evaluate_gains(model, val_sets: dict, gains: list[float], batch_size: int,
                 add_light_figures(per[g], f"{style}/", light_figures_of(errors))
                 for scene, err in zip(batch["scene"].tolist(), errors["irr_err"].tolist()):
                     by_pano[g][names[scene] if names else str(scene)].append(err)
+                if pairs is not None:
+                    for rec, err in zip(pairs[first:], errors["irr_err"].tolist()):
+                        rec["irr_err"].append(err)
     table: dict[float, dict[str, float]] = {}
     for g, lists in per.items():
         row = {k: sum(v) / len(v) for k, v in lists.items() if v}
@@ -113,6 +128,39 @@ def markdown_panoramas(by_pano: dict[float, dict[str, list[float]]], gains: list
     return "\n".join(lines)
 
 
+def per_image_gains(pairs: list[dict], gains: list[float], chosen: float, bins: int = 5) -> str:
+    """Would a gain chosen per image do better than one gain? For two things a rule could read from the input (the
+    LDR's mean linear value, its saturated fraction), the pairs in ``bins`` quantile bins: each bin's gain with the
+    lowest mean irradiance error, that error and the error at ``chosen``. The mean over the bins is the best a rule
+    on that feature reaches on these pairs, fitted on them (so an upper bound); beside it, every pair at its own
+    best gain."""
+    import numpy as np
+
+    err = np.array([p["irr_err"] for p in pairs])
+    at = gains.index(chosen)
+    lines = ["| feature | bin (range) | pairs | best gain in the bin | irr error at it | at the chosen gain |",
+             "|---|---|---|---|---|---|"]
+    summary = []
+    for feature in ("ldr_mean", "saturated"):
+        x = np.array([p[feature] for p in pairs])
+        edges = np.quantile(x, np.linspace(0, 1, bins + 1))
+        which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, bins - 1)
+        total = 0.0
+        for b in range(bins):
+            m = which == b
+            if not m.any():
+                continue
+            k = int(err[m].mean(0).argmin())
+            total += err[m, k].sum()
+            lines.append(f"| {feature} | {b + 1} ({x[m].min():.3g}-{x[m].max():.3g}) | {int(m.sum())} | {gains[k]:g} | "
+                         f"{err[m, k].mean():.3f} | {err[m, at].mean():.3f} |")
+        summary.append(f"{feature} {total / len(err):.4f}")
+    lines.append(f"\nirradiance error with a gain per {', per '.join(summary)} bin (fitted on these pairs); "
+                 f"one gain ({chosen:g}): {err[:, at].mean():.4f}; each pair at its own best gain: "
+                 f"{err.min(1).mean():.4f}")
+    return "\n".join(lines)
+
+
 def markdown(table: dict[float, dict[str, float]], styles: list[str], chosen: float) -> str:
     head = ("| gain (stops) | siMSE | irradiance error | irr bias | peak bias | key-light direction | "
             + " | ".join(f"{s} irr" for s in styles) + " |")
@@ -142,7 +190,10 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--exposure-ev", type=float, default=None,
                     help="score photos exposed this many stops brighter (> 0) or darker than metered (default: the "
                          "config's val_exposure_ev, normally 0: as metered). A gain is still chosen, on those pairs")
-    ap.add_argument("--json", type=Path, help="write every figure here")
+    ap.add_argument("--json", type=Path, help="write every figure here (and every pair's)")
+    ap.add_argument("--by-image", action="store_true",
+                    help="also print whether a gain chosen per image (by the LDR's mean or saturated fraction) would "
+                         "do better than one gain")
     ap.add_argument("--panoramas", choices=("validation", "training"), default="validation",
                     help="score pairs of the validation panoramas (default) or, made the same way, of the training "
                          "panoramas (to see what the model does on panoramas it was trained on; not for choosing)")
@@ -179,7 +230,8 @@ def main(argv: list[str] | None = None) -> float:
     note = unbalanced_note(cfg, files)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    table, by_pano = evaluate_gains(model, val_sets, gains, cfg.batch_size, [f.stem for f in files])
+    pairs: list[dict] = []
+    table, by_pano = evaluate_gains(model, val_sets, gains, cfg.batch_size, [f.stem for f in files], pairs)
     chosen = choose_gain(table, args.tolerance, args.max_simse_rise)
     print(markdown(table, list(val_sets), chosen))
     print()
@@ -190,6 +242,8 @@ def main(argv: list[str] | None = None) -> float:
         print("\n| style left out | gain chosen on the others | its irr error at 0 | at that gain |\n|---|---|---|---|")
         for style, (g, e0, eg) in held_out.items():
             print(f"| {style} | {g:g} | {e0:.3f} | {eg:.3f} |")
+    if args.by_image:
+        print("\n" + per_image_gains(pairs, gains, chosen))
     print(f"\nchosen highlight gain: {chosen:g} stops (irradiance error {table[chosen]['irr_err']:.4f} against "
           f"{table[0.0]['irr_err']:.4f} at 0; siMSE {table[chosen]['si_mse']:.4f} against {table[0.0]['si_mse']:.4f})")
     if args.json:
@@ -200,7 +254,8 @@ def main(argv: list[str] | None = None) -> float:
                                                  "max_simse_rise": args.max_simse_rise, "chosen": chosen,
                                                  "table": {f"{g:g}": f for g, f in table.items()},
                                                  "panoramas_irr_err": {f"{g:g}": v for g, v in by_pano.items()},
-                                                 "leave_one_style_out": held_out},
+                                                 "leave_one_style_out": held_out, "gains": gains,
+                                                 "pairs": pairs},
                                                 indent=1))
     return chosen
 

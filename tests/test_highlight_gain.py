@@ -143,6 +143,17 @@ def test_fit_script_scores_validation_pairs_and_ship_model_writes_the_gain(tmp_p
     fit.main([str(run / "model"), "--config", str(cfg), "--gains", "0", "--eval-batches", "1",
               "--exposure-ev=-1e-05", "--json", str(tmp_path / "fit_ev.json")])  # passed on as a number, not a flag
     assert json.loads((tmp_path / "fit_ev.json").read_text())["exposure_ev"] == -1e-05
+    pairs = rec["pairs"]  # every pair: its panorama, style, input figures and irradiance error at each gain
+    assert len(pairs) == 8 and [p["style"] for p in pairs] == ["virtual"] * 4 + ["phone_hdr"] * 4
+    assert all(p["panorama"] == "v0" and len(p["irr_err"]) == 3 and 0 <= p["saturated"] <= 1 for p in pairs)
+    for k, g in enumerate(rec["gains"]):
+        assert sum(p["irr_err"][k] for p in pairs) / 8 == pytest.approx(rec["table"][f"{g:g}"]["irr_err"], rel=1e-6)
+    capsys.readouterr()
+    fit.main([str(run / "model"), "--config", str(cfg), "--gains", "0,1,2", "--eval-batches", "1", "--by-image"])
+    said = capsys.readouterr().out
+    errs = [[p["irr_err"][k] for p in pairs] for k in range(3)]
+    assert f"each pair at its own best gain: {sum(map(min, zip(*errs))) / 8:.4f}" in said
+    assert "| ldr_mean | 1 (" in said and "| saturated | 1 (" in said
     per_pano = rec["panoramas_irr_err"]["1"]  # one validation panorama: its 4 pairs in both styles
     assert list(per_pano) == ["v0"] and len(per_pano["v0"]) == 8
     assert sum(per_pano["v0"]) / 8 == pytest.approx(rec["table"]["1"]["irr_err"], rel=1e-6)
