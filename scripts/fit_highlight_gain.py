@@ -155,9 +155,10 @@ def per_image_gains(pairs: list[dict], gains: list[float], chosen: float, bins: 
             lines.append(f"| {feature} | {b + 1} ({x[m].min():.3g}-{x[m].max():.3g}) | {int(m.sum())} | {gains[k]:g} | "
                          f"{err[m, k].mean():.3f} | {err[m, at].mean():.3f} |")
         summary.append(f"{feature} {total / len(err):.4f}")
+    best = int(err.mean(0).argmin())
     lines.append(f"\nirradiance error with a gain per {', per '.join(summary)} bin (fitted on these pairs); "
-                 f"one gain ({chosen:g}): {err[:, at].mean():.4f}; each pair at its own best gain: "
-                 f"{err.min(1).mean():.4f}")
+                 f"the chosen gain ({chosen:g}): {err[:, at].mean():.4f}; the best single gain ({gains[best]:g}): "
+                 f"{err[:, best].mean():.4f}; each pair at its own best gain: {err.min(1).mean():.4f}")
     return "\n".join(lines)
 
 
