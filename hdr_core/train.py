@@ -639,6 +639,12 @@ def validation_styles(cfg: TrainConfig) -> list[str]:
     return list(dict.fromkeys(mix + list(cfg.val_styles)))
 
 
+def validation_pair_config(cfg: TrainConfig) -> PairConfig:
+    """The validation pairs' :class:`PairConfig`: the training pairs' with the one exposure error
+    ``val_exposure_ev`` (each style then set per :func:`validation_sets`' dataset)."""
+    return dataclasses.replace(pair_config(cfg), exposure_ev=(cfg.val_exposure_ev, cfg.val_exposure_ev))
+
+
 def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = False) -> dict[str, PairDataset]:
     """One :class:`PairDataset` per validation style (the mix's styles, then ``val_styles``): the same held-out pairs
     (views, seeds) in every style, so styles compare pair by pair, ``eval_batches * batch_size`` pairs each (under
@@ -646,9 +652,8 @@ def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = Fals
     equally when that number is a multiple of their count). Empty without validation files."""
     if not val_files:
         return {}
-    pair_cfg = pair_config(cfg)
+    pair_cfg = validation_pair_config(cfg)
     panos = load_panoramas(val_files, pair_cfg.store_height)
-    pair_cfg = dataclasses.replace(pair_cfg, exposure_ev=(cfg.val_exposure_ev, cfg.val_exposure_ev))
     return {s: PairDataset(panos, dataclasses.replace(pair_cfg, style=s), cfg.eval_batches * cfg.batch_size,
                            seed=12345, views="standard", augment=False, extras=extras,
                            scenes="cycle" if cfg.val_balanced else "random")
@@ -671,10 +676,7 @@ def validation_setup(cfg: TrainConfig, val_files: list[Path]) -> dict:
     figures with the checkpoint's first validation or best loss (:func:`main` drops them, saying why)."""
     return {"panoramas": [f.name for f in val_files], "styles": validation_styles(cfg),
             "pairs_per_style": cfg.eval_batches * cfg.batch_size, "balanced": bool(cfg.val_balanced),
-            "exposure_ev": float(cfg.val_exposure_ev), "stage": cfg.stage,
-            "size": cfg.crop_size if cfg.stage == "crop" else cfg.pano_height,
-            "store_height": cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
-            "jpeg_prob": float(cfg.jpeg_prob), "mix": {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}}
+            "pairs": dataclasses.asdict(validation_pair_config(cfg))}  # size, camera, exposure error, the mix
 
 
 def main(argv: list[str] | None = None) -> dict:
