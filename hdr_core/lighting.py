@@ -39,7 +39,7 @@ from torch import Tensor
 
 __all__ = ["GLOSSY_EXPONENTS", "KEY_MARGIN_STOPS", "LIGHT_METRICS", "LIGHT_SIZE", "NORMALS", "PEAK_CAP_DEG",
            "RIVAL_APART_DEG", "brightest_light", "cap_light", "glossy", "irradiance", "light_accuracy", "light_errors",
-           "light_margin", "light_stats", "pano_directions", "peak_cap"]
+           "light_margin", "light_share", "light_stats", "pano_directions", "peak_cap"]
 
 #: Working size (width, height) the panorama is area-averaged to before any light is measured.
 LIGHT_SIZE = (128, 64)
@@ -180,6 +180,17 @@ def light_margin(pano: Tensor, rivals: int = RIVALS) -> Tensor:
         e = lum.reshape(lum.shape[0], -1) * omega.reshape(1, -1)
         energy = torch.stack([(e * _caps(d, peaks[:, i], PEAK_CAP_DEG)).sum(1) for i in range(1 + rivals)], 1)
         return torch.log2((energy[:, 0] + _EPS) / (energy[:, 1:].amax(1) + _EPS))
+
+
+def light_share(pano: Tensor) -> Tensor:
+    """Share (``B``, in ``[0, 1]``) of each panorama's light ``sum L dw`` that its brightest light holds (the
+    :data:`PEAK_CAP_DEG` cap of :func:`brightest_light`): ~0.6-0.75 for a clear sky with the sun in view, ~0.03-0.1
+    for an overcast sky or an evenly lit room, and the cap's own share of the sphere (0.0076) for uniform light."""
+    with torch.no_grad():
+        lum = _luminance_small(pano)
+        _, omega = pano_directions(lum.shape[-2], lum.dtype, lum.device)
+        total = (lum.reshape(lum.shape[0], -1) * omega.reshape(1, -1)).sum(1)
+        return (brightest_light(lum[:, None])[0] / total.clamp_min(_EPS)).clamp(0.0, 1.0)
 
 
 def cap_light(pano: Tensor, cap: Tensor) -> tuple[Tensor, Tensor]:

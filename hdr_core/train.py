@@ -47,6 +47,7 @@ from hdr_core.data.pairs import (
     check_styles,
     find_hdr_files,
     load_panoramas,
+    scene_light_weights,
 )
 from hdr_core.data.splits import (
     SplitViolation,
@@ -95,6 +96,10 @@ class TrainConfig:
     #: one fixed exposure error (stops) for every validation pair (0 = as metered); scores how a model holds up on
     #: photos exposed brighter or darker than metered
     val_exposure_ev: float = 0.0
+    #: draw training panoramas with weights ``1 + scene_light_weight * s``, ``s`` the share of a panorama's light in
+    #: its brightest light (``data.pairs.scene_light_weights``): > 0 trains more often on panoramas with a sun or a
+    #: lamp (beyond the paper; 0 = every panorama equally often, the paper's pairs)
+    scene_light_weight: float = 0.0
     workers: int = 0
     # model
     model: str = "lanet_small"
@@ -219,6 +224,9 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     if len(cfg.exposure_ev) != 2 or not all(math.isfinite(v) for v in cfg.exposure_ev) \
             or cfg.exposure_ev[0] > cfg.exposure_ev[1]:
         parser.error(f"exposure_ev: expected two finite numbers [lo, hi] with lo <= hi (stops), got {cfg.exposure_ev}")
+    if not (isinstance(cfg.scene_light_weight, (int, float)) and math.isfinite(cfg.scene_light_weight)
+            and cfg.scene_light_weight >= 0):
+        parser.error(f"scene_light_weight: expected a number >= 0, got {cfg.scene_light_weight!r}")
     if not math.isfinite(cfg.val_exposure_ev):
         parser.error(f"val_exposure_ev: expected a finite number of stops, got {cfg.val_exposure_ev}")
     if cfg.pair_device and (cfg.pair_pool or {s for s, w in cfg.ldr_styles.items() if float(w) > 0} != {"virtual"}
@@ -716,8 +724,17 @@ def main(argv: list[str] | None = None) -> dict:
     pair_cfg = pair_config(cfg)
     net = create_model(cfg.model, **cfg.model_args)
     extras = hasattr(net, "training_loss")  # display / hdr_camera / crf: only the ported baselines' losses read them
-    train_ds = PairDataset(load_panoramas(train_files, pair_cfg.store_height), pair_cfg, cfg.steps * cfg.batch_size,
-                           cfg.seed, extras=extras)
+    train_panos = load_panoramas(train_files, pair_cfg.store_height)
+    scene_weights = None
+    if cfg.scene_light_weight:
+        scene_weights = scene_light_weights(train_panos, cfg.scene_light_weight)
+        if master:
+            p = scene_weights / scene_weights.sum()
+            most = ", ".join(train_files[j].stem for j in sorted(range(len(p)), key=lambda j: -p[j])[:3])
+            print(f"scene_light_weight {cfg.scene_light_weight:g}: panoramas drawn {p.min() * len(p):.2f}x to "
+                  f"{p.max() * len(p):.2f}x as often as uniformly (most: {most})", flush=True)
+    train_ds = PairDataset(train_panos, pair_cfg, cfg.steps * cfg.batch_size, cfg.seed, extras=extras,
+                           scene_weights=scene_weights)
     mix = {s: float(w) for s, w in cfg.ldr_styles.items() if float(w) > 0}
     val_styles = validation_styles(cfg)
     val_sets = validation_sets(cfg, val_files, extras)

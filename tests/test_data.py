@@ -332,3 +332,30 @@ def test_style_mix_keeps_the_virtual_pairs_and_draws_styles_per_pair():
         PairConfig(ldr_styles={"sepia": 1.0})
     with pytest.raises(ValueError, match="positive sum"):
         PairConfig(ldr_styles={"virtual": 0.0})
+
+
+def test_scene_weights_draw_panoramas_in_proportion_and_none_keeps_the_paper_pairs():
+    from hdr_core.data.pairs import scene_light_weights
+    cfg = PairConfig(mode="pano", pano_height=8)
+    panos = _panos(3, h=8)
+    uniform = PairDataset(panos, cfg, 10)
+    assert [uniform.params(i)["scene"] for i in range(10)] == \
+        [PairDataset(panos, cfg, 10, scene_weights=None).params(i)["scene"] for i in range(10)]
+    weighted = PairDataset(panos, cfg, 10, scene_weights=[3.0, 0.0, 1.0])
+    draws = [weighted._draw_layout(np.random.default_rng([weighted.seed, i]), i)["scene"] for i in range(4000)]
+    counts = np.bincount(draws, minlength=3)
+    assert counts[1] == 0 and abs(counts[0] / 4000 - 0.75) < 0.03  # binomial sd 0.007
+    item = weighted.params(5)  # the item is made from its drawn panorama
+    assert item["scene"] == draws[5] and torch.equal(weighted[5]["scene"], torch.tensor(draws[5]))
+    for bad in ([1.0, 1.0], [1.0, -1.0, 1.0], [0.0, 0.0, 0.0], [1.0, float("nan"), 1.0]):
+        with pytest.raises(ValueError, match="scene_weights"):
+            PairDataset(panos, cfg, 1, scene_weights=bad)
+    # light weights: a sun over a dim sky outweighs even light; strength 0 weighs all alike
+    sun = np.full((16, 32, 3), 0.5, np.float32)
+    sun[4, 10] = 5e4
+    even = np.full((16, 32, 3), 0.5, np.float32)
+    w = scene_light_weights([sun, even], 4.0)
+    assert w[0] > 4.0 and w[1] == pytest.approx(1.0, abs=0.05)
+    assert scene_light_weights([sun, even], 0.0).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match=">= 0"):
+        scene_light_weights([sun], -1.0)

@@ -117,3 +117,14 @@ def test_irradiance_and_peak_energy_are_differentiable():
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match="H x W x 3"):
         light_accuracy(np.ones((8, 16)), np.ones((8, 16)))
+
+
+def test_light_share_of_a_sun_and_of_uniform_light():
+    img, _ = _sun_pano()
+    _, omega = pano_directions(64)
+    total = float(((img @ np.array([0.2126, 0.7152, 0.0722])) * omega.numpy()).sum())
+    share = float(lighting.light_share(_as_tensor(img))[0])
+    assert share == pytest.approx(_disc_energy(img) / total, rel=0.02) and share > 0.9
+    cap = (1 - math.cos(math.radians(lighting.PEAK_CAP_DEG))) / 2  # the cap's share of the sphere
+    assert float(lighting.light_share(_as_tensor(np.ones((32, 64, 3))))[0]) == pytest.approx(cap, rel=0.05)
+    assert float(lighting.light_share(_as_tensor(np.zeros((32, 64, 3))))[0]) == 0.0  # black: no light, no share

@@ -541,3 +541,14 @@ def test_bad_style_options_and_singlehdr_needs_the_virtual_camera(tmp_path, pano
     with pytest.raises(SystemExit, match="site group 'g' is also in training"):
         main(["--config", str(ROOT / "configs" / "smoke.yaml"), "--data", str(folder), "--val-scenes", "g0",
               "--out-dir", str(tmp_path / "g"), "--progress", "false", "--steps", "1"])
+
+
+def test_scene_light_weight_option_reaches_the_training_draws(tmp_path, pano_folder, capsys):
+    from hdr_core.train import main
+
+    assert parse_config(["--data", "x"]).scene_light_weight == 0.0  # every panorama equally often: the paper
+    for bad in ("-1", "nan"):
+        with pytest.raises(SystemExit):
+            parse_config(["--data", "x", "--scene-light-weight", bad])
+    main(_args(pano_folder, tmp_path / "run", "--steps", "2", "--eval-every", "2", "--scene-light-weight", "4"))
+    assert "scene_light_weight 4: panoramas drawn" in capsys.readouterr().out

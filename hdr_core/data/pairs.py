@@ -24,6 +24,7 @@ from hdr_core.camera import CameraConfig, draw_camera, expose, virtual_camera
 from hdr_core.color import ldr_to_linear
 from hdr_core.data.splits import HDR_SUFFIXES
 from hdr_core.io import read_hdr
+from hdr_core.lighting import light_share
 from hdr_core.looks import LDR_STYLES, make_ldr
 from hdr_core.projections import perspective_crop, standard_views
 from hdr_core.resize import resize_to
@@ -91,6 +92,18 @@ def load_panoramas(files: list[Path], height: int) -> list[np.ndarray]:
     return [resize_pano(read_hdr(f), height).astype(np.float32) for f in files]
 
 
+def scene_light_weights(panoramas: list[np.ndarray], strength: float) -> np.ndarray:
+    """Sampling weights ``1 + strength * s`` for HDR panoramas (``H x W x 3``), where ``s`` is the share of a
+    panorama's light held by its brightest light (:func:`hdr_core.lighting.light_share`): with ``strength > 0``
+    panoramas lit by a sun or a lamp are drawn more often than evenly lit ones (a clear sky with the sun, s ~ 0.7,
+    ``1 + 0.7 * strength`` times as often as uniform light); 0 gives equal weights."""
+    if not np.isfinite(strength) or strength < 0:
+        raise ValueError(f"scene light weight must be a number >= 0, got {strength}")
+    shares = [float(light_share(torch.from_numpy(np.ascontiguousarray(p.transpose(2, 0, 1)))[None].double())[0])
+              for p in panoramas]
+    return 1.0 + float(strength) * np.asarray(shares, dtype=np.float64)
+
+
 class PairDataset(torch.utils.data.Dataset):
     """A virtual, deterministic stream of training pairs over a list of panoramas.
 
@@ -113,12 +126,25 @@ class PairDataset(torch.utils.data.Dataset):
     LDR / 255, ``hdr_camera`` the calibrated HDR, and ``crf`` is NaN (they have no sigmoid response).
     ``extras=False`` leaves those three out (networks trained with the paper's losses never read them); ``ldr``,
     ``hdr``, ``scene`` and ``style`` are the same bits either way.
+
+    ``scene_weights`` (one non-negative number per panorama): item ``i``'s panorama is drawn with these relative
+    probabilities instead of uniformly (:func:`scene_light_weights`); None = uniform, the paper's pairs bit for bit.
+    Either way the panorama is the item's first draw, one number of its generator, so the rest of the item's draws
+    are made the same way (though from a different state of the generator than uniform draws leave it in).
     """
 
     def __init__(self, panoramas: list[np.ndarray], config: PairConfig, length: int, seed: int = 0,
-                 views: str = "random", augment: bool = True, extras: bool = True, scenes: str = "random"):
+                 views: str = "random", augment: bool = True, extras: bool = True, scenes: str = "random",
+                 scene_weights: list[float] | np.ndarray | None = None):
         if not panoramas:
             raise ValueError("PairDataset: no panoramas")
+        self._scene_p = None
+        if scene_weights is not None:
+            w = np.asarray(scene_weights, dtype=np.float64)
+            if w.shape != (len(panoramas),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+                raise ValueError(f"PairDataset: scene_weights must be {len(panoramas)} finite numbers >= 0 with a "
+                                 f"positive sum, got {np.asarray(scene_weights).tolist()}")
+            self._scene_p = w / w.sum()
         if config.mode not in ("crop", "pano"):
             raise ValueError(f"PairDataset: mode must be 'crop' or 'pano', got {config.mode!r}")
         if scenes not in ("random", "cycle"):
@@ -173,7 +199,8 @@ class PairDataset(torch.utils.data.Dataset):
     def _draw_layout(self, rng: np.random.Generator, i: int) -> dict:
         """Item ``i``'s first draws, in order: ``scene``, ``augment`` (:func:`hdr_core.augment.draw_pano_augment`,
         when augmenting) and ``view`` (``(yaw, pitch, fov)``, stage-1 crops). The camera or look draws follow."""
-        d: dict = {"scene": int(rng.integers(len(self.panoramas)))}
+        n = len(self.panoramas)
+        d: dict = {"scene": int(rng.integers(n)) if self._scene_p is None else int(rng.choice(n, p=self._scene_p))}
         if self.scenes == "cycle":
             d["scene"] = int(i) % len(self.panoramas)
         if self.augment:
