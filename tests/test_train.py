@@ -51,7 +51,12 @@ def test_every_repo_config_parses_and_names_a_registered_model(config):
     cfg = _repo_config(config)
     assert is_model(cfg.model), f"{config.name}: model {cfg.model!r} is not registered"
     assert cfg.stage in ("crop", "pano") and cfg.steps > 0
-    if cfg.init_from:  # a stage-2 config starts from a stage-1 run defined in the repo: of the same model, or of
+    if (ROOT / cfg.init_from / "model.json").is_file():  # a fine-tune of shipped weights: they fit the model
+        from hdr_core.models import create_model
+        from hdr_core.train import load_weights
+
+        load_weights(create_model(cfg.model, **cfg.model_args), ROOT / cfg.init_from, strict=True)
+    elif cfg.init_from:  # a stage-2 config starts from a stage-1 run defined in the repo: of the same model, or of
         # panoLANet for LANet (the ablation starts from the shipped model's stage 1, whose panorama branch is LANet)
         stage1 = [c for c in (ROOT / "configs").glob("*.yaml") if _repo_config(c).out_dir == cfg.init_from]
         assert stage1 and _repo_config(stage1[0]).model in (cfg.model, "pano" + cfg.model)
