@@ -332,6 +332,26 @@ def autocast_context(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16), torch.amp.GradScaler(device.type, enabled=False)
 
 
+def cpu_has_native_bf16() -> bool | None:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), as oneDNN's fast bf16 kernels need; None
+    where this torch cannot tell."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return None
+
+
+def amp_note(cfg: TrainConfig, device: torch.device, native_bf16: bool | None = None) -> str | None:
+    """What to say when ``amp`` asks for bf16 on a CPU without bf16 hardware (None otherwise): there oneDNN emulates
+    it, and a step is several times slower than in fp32 (``docs/benchmarks.md``)."""
+    if not cfg.amp or device.type != "cpu":
+        return None
+    if (cpu_has_native_bf16() if native_bf16 is None else native_bf16) is not False:
+        return None
+    return ("amp: this CPU has no bf16 hardware (AVX512-BF16 or AMX), so bf16 autocast is emulated and slower than "
+            "fp32 (about 5x on an AVX2 AMD EPYC, docs/benchmarks.md); train with --amp false here")
+
+
 def optimizer_step(cfg: TrainConfig, optimizer, scaler, params: list) -> bool:
     """Clip (``cfg.grad_clip``) and step; returns whether the step was taken. fp16's GradScaler skips a step with
     non-finite gradients itself; bf16 has no scaler, so a step whose gradients are not all finite (bf16 kernels of
@@ -717,6 +737,8 @@ def main(argv: list[str] | None = None) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     ctx, scaler = autocast_context(cfg, device)
+    if master and amp_note(cfg, device):
+        print(amp_note(cfg, device), flush=True)
 
     # --- data ------------------------------------------------------------------------------------
     split = split_files(cfg, log=print if master else None)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -557,3 +558,14 @@ def test_scene_light_weight_option_reaches_the_training_draws(tmp_path, pano_fol
             parse_config(["--data", "x", "--scene-light-weight", bad])
     main(_args(pano_folder, tmp_path / "run", "--steps", "2", "--eval-every", "2", "--scene-light-weight", "4"))
     assert "scene_light_weight 4: panoramas drawn" in capsys.readouterr().out
+
+
+def test_amp_on_a_cpu_without_bf16_hardware_says_so():
+    from hdr_core.train import amp_note, cpu_has_native_bf16
+
+    cpu, amp = torch.device("cpu"), parse_config(["--data", "x", "--amp", "true"])
+    assert "--amp false" in amp_note(amp, cpu, native_bf16=False)
+    assert amp_note(amp, cpu, native_bf16=True) is None
+    assert amp_note(parse_config(["--data", "x"]), cpu, native_bf16=False) is None  # fp32: nothing to say
+    assert amp_note(amp, torch.device("cuda"), native_bf16=False) is None  # GPUs choose their own type
+    assert cpu_has_native_bf16() in (True, False, None)
