@@ -150,21 +150,33 @@ def test_ddp_with_global_batchnorm_has_the_one_process_gradient(tmp_path):
     from hdr_core.models import create_model
     from hdr_core.train import TrainConfig, compute_loss
 
-    torch.manual_seed(0)
-    net = create_model("lanet_small")
-    compute_loss(TrainConfig(stage="crop", model="lanet_small"), net, _train_batch())[0].backward()
-    ref = {n: p.grad for n, p in net.named_parameters()}
+    def one_process(nudge=0.0):
+        torch.manual_seed(0)
+        net = create_model("lanet_small")
+        g = torch.Generator().manual_seed(5)
+        with torch.no_grad():
+            for p in net.parameters() if nudge else []:
+                p.mul_(1 + nudge * torch.randn(p.shape, generator=g))
+        compute_loss(TrainConfig(stage="crop", model="lanet_small"), net, _train_batch())[0].backward()
+        return {n: p.grad for n, p in net.named_parameters()}
+
+    ref = one_process()
+
+    def distance(got):
+        num = sum(float((got[k] - ref[k]).square().sum()) for k in ref)
+        return (num / sum(float(v.square().sum()) for v in ref.values())) ** 0.5
 
     def rel(sync):
         out = tmp_path / f"sync{sync}"
         out.mkdir()
         mp.spawn(_ddp_grads, args=(f"file://{out / 'pg'}", str(out), sync), nprocs=2, join=True)
-        got = load_file(str(out / "grads.safetensors"))
-        num = sum(float((got[k] - ref[k]).square().sum()) for k in ref)
-        return (num / sum(float(v.square().sum()) for v in ref.values())) ** 0.5
+        return distance(load_file(str(out / "grads.safetensors")))
 
-    assert rel(True) < 1e-4
-    assert rel(False) > 1e-2
+    # "To float rounding": this untrained network's gradient is itself that sensitive to rounding. Nudging its weights
+    # by 1e-7 of themselves (a float32 ulp or so) moves it by ~4e-3 on an AVX2 AMD EPYC, where DDP's gradient is
+    # 2e-3 from one process's (sums in another order); per-rank batch norm is ~0.7 away.
+    tol = max(1e-4, 3 * distance(one_process(nudge=1e-7)))
+    assert rel(True) < tol < 0.1 < rel(False)
 
 
 def _shm_grads(rank, world, init, out, folder):
