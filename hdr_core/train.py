@@ -349,7 +349,7 @@ def amp_note(cfg: TrainConfig, device: torch.device, native_bf16: bool | None = 
     if (cpu_has_native_bf16() if native_bf16 is None else native_bf16) is not False:
         return None
     return ("amp: this CPU has no bf16 hardware (AVX512-BF16 or AMX), so bf16 autocast is emulated and slower than "
-            "fp32 (about 5x on an AVX2 AMD EPYC, docs/benchmarks.md); train with --amp false here")
+            "fp32 (about 5.5x on an AVX2 AMD EPYC, docs/benchmarks.md); train with --amp false here")
 
 
 def optimizer_step(cfg: TrainConfig, optimizer, scaler, params: list) -> bool:
