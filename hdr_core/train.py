@@ -737,8 +737,9 @@ def main(argv: list[str] | None = None) -> dict:
         out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False))
     ctx, scaler = autocast_context(cfg, device)
-    if master and amp_note(cfg, device):
-        print(amp_note(cfg, device), flush=True)
+    slow_amp = amp_note(cfg, device)
+    if master and slow_amp:
+        print(slow_amp, flush=True)
 
     # --- data ------------------------------------------------------------------------------------
     split = split_files(cfg, log=print if master else None)

@@ -202,7 +202,7 @@ class PairDataset(torch.utils.data.Dataset):
         n = len(self.panoramas)
         d: dict = {"scene": int(rng.integers(n)) if self._scene_p is None else int(rng.choice(n, p=self._scene_p))}
         if self.scenes == "cycle":
-            d["scene"] = int(i) % len(self.panoramas)
+            d["scene"] = int(i) % n
         if self.augment:
             d["augment"] = draw_pano_augment(rng, self.panoramas[d["scene"]].shape[1])
         if self.config.mode == "crop":
