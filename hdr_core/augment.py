@@ -1,7 +1,8 @@
 """Panorama data augmentation for training (method.md §3, stage 2 on full panoramas).
 
 Geometric augmentations that keep an equirectangular panorama valid (azimuth rotation = exact circular column
-shift, horizontal mirror) and photometric ones on linear HDR (exposure in stops, white balance). Every function
+shift, horizontal mirror), photometric ones on linear HDR (exposure in stops, white balance), and an inserted light
+(:func:`insert_light`: a sun or lamp of a drawn share of the panorama's light, beyond the paper). Every function
 accepts a numpy ``H x W x C`` array or a torch ``... x C x H x W`` tensor and returns a new one (the input is never
 modified); randomness comes only from the ``numpy.random.Generator`` passed in, so a seed fixes the result.
 """
@@ -13,7 +14,7 @@ import numpy as np
 from hdr_core.color import LUMA_709
 
 __all__ = ["rotate_azimuth", "flip_horizontal", "jitter_exposure", "jitter_white_balance", "random_pano_augment",
-           "draw_pano_augment", "apply_pano_augment"]
+           "draw_pano_augment", "apply_pano_augment", "draw_inserted_light", "insert_light", "light_profile"]
 
 
 def _is_numpy(x) -> bool:
@@ -157,3 +158,99 @@ def random_pano_augment(hdr, rng: np.random.Generator, *, flip_p: float = 0.5,
     """
     return apply_pano_augment(hdr, draw_pano_augment(rng, _width(hdr), flip_p=flip_p, stops=stops,
                                                      wb_max_ratio=wb_max_ratio))
+
+
+#: Ranges :func:`draw_inserted_light` draws from: the core's angular radius (Gaussian sigma, degrees; log-uniform),
+#: the aureole's e-folding angle (degrees; log-uniform), the aureole's share of the light (uniform), the sine of the
+#: elevation (uniform: directions uniform over the sky from the horizon to 72 degrees) and how warm the colour is
+#: (0 = white, 1 = (1, 0.85, 0.6) before normalising to luminance 1: a low sun or a tungsten lamp).
+INSERTED_LIGHT_RANGES = {"core_deg": (0.25, 2.0), "aureole_deg": (2.0, 8.0), "aureole_frac": (0.05, 0.35),
+                         "sin_elevation": (0.0, 0.95), "warmth": (0.0, 1.0)}
+
+
+def draw_inserted_light(rng: np.random.Generator, share: tuple[float, float]) -> dict:
+    """The random numbers of one inserted light (:func:`insert_light`), in a fixed order.
+
+    Args:
+        rng: Random generator.
+        share: ``(lo, hi)``: the light's share of the panorama's light after insertion is ``U(lo, hi)``
+            (``0 <= lo <= hi < 1``).
+
+    Returns:
+        ``azimuth`` and ``elevation`` (degrees, :mod:`hdr_core.projections`' conventions), ``core_deg``,
+        ``aureole_deg``, ``aureole_frac`` (:func:`light_profile`), ``share``, and ``colour`` (3 gains with Rec. 709
+        luminance 1).
+    """
+    r = INSERTED_LIGHT_RANGES
+    loguni = lambda lo, hi: float(np.exp(rng.uniform(np.log(lo), np.log(hi))))  # noqa: E731
+    azimuth = float(rng.uniform(0.0, 360.0))
+    elevation = float(np.degrees(np.arcsin(rng.uniform(*r["sin_elevation"]))))
+    core, aureole = loguni(*r["core_deg"]), loguni(*r["aureole_deg"])
+    frac = float(rng.uniform(*r["aureole_frac"]))
+    s = float(rng.uniform(*share))
+    warmth = float(rng.uniform(*r["warmth"]))
+    colour = np.array([1.0, 1.0 - 0.15 * warmth, 1.0 - 0.4 * warmth])
+    colour = colour / np.dot(LUMA_709, colour)
+    return {"azimuth": azimuth, "elevation": elevation, "core_deg": core, "aureole_deg": aureole,
+            "aureole_frac": frac, "share": s, "colour": [float(c) for c in colour]}
+
+
+def light_profile(height: int, light: dict, dtype=None, device=None):
+    """Radiance (``h x 2h`` torch tensor) of one light of unit energy (``sum L dw = 1`` over the panorama's pixels,
+    :func:`hdr_core.lighting.pano_directions`) centred at ``light["azimuth"]``, ``light["elevation"]``.
+
+    Its shape is a Gaussian core of angular sigma ``core_deg`` (widened to at least half a pixel, in quadrature, so a
+    core smaller than a pixel keeps its energy and its place at any size) holding ``1 - aureole_frac`` of the
+    energy, and an exponential aureole ``exp(-angle / aureole_deg)`` (at least a pixel wide) holding ``aureole_frac``:
+    a clipped disc with a glow around it once a camera sees it, as a sun or a lamp is. Each part is normalised on the
+    pixel grid, so the energy is exact at every size."""
+    import torch
+
+    from hdr_core.lighting import pano_directions
+
+    d, omega = pano_directions(height)
+    az, el = np.radians(float(light["azimuth"])), np.radians(float(light["elevation"]))
+    u = torch.tensor([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], dtype=d.dtype)
+    angle = torch.rad2deg(torch.arccos((d @ u).clamp(-1.0, 1.0)))
+    pitch = 180.0 / height
+    sigma = float(np.hypot(float(light["core_deg"]), 0.5 * pitch))
+    core = torch.exp(-0.5 * (angle / sigma) ** 2)
+    aureole = torch.exp(-angle / max(float(light["aureole_deg"]), pitch))
+    frac = float(light["aureole_frac"])
+    radiance = (1.0 - frac) * core / (core * omega).sum() + frac * aureole / (aureole * omega).sum()
+    return radiance.to(dtype=dtype or torch.float32, device=device)
+
+
+def insert_light(pano, light: dict):
+    """Add one light (:func:`light_profile`, colour ``light["colour"]``) to a linear HDR panorama, holding
+    ``light["share"]`` of the result's light ``sum L dw`` (Rec. 709 luminance): its energy is
+    ``share / (1 - share)`` times the panorama's own. A black panorama is returned unchanged.
+
+    Args:
+        pano: ``H x 2H x 3`` float array or ``3 x H x 2H`` tensor (any device; computed in float64, returned in the
+            input's dtype).
+        light: From :func:`draw_inserted_light`.
+
+    Returns:
+        A new array/tensor.
+    """
+    import torch
+
+    from hdr_core.lighting import pano_directions
+
+    numpy_in = _is_numpy(pano)
+    t = torch.from_numpy(np.ascontiguousarray(pano.transpose(2, 0, 1))) if numpy_in else pano
+    if t.ndim != 3 or t.shape[0] != 3 or t.shape[2] != 2 * t.shape[1]:
+        raise ValueError(f"insert_light: expected an H x 2H equirectangular RGB panorama, got shape {tuple(t.shape)}")
+    h = t.shape[1]
+    x = t.double()
+    _, omega = pano_directions(h, device=x.device)
+    luma = torch.tensor(LUMA_709, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    energy = float(((x.clamp_min(0) * luma).sum(0) * omega).sum())
+    if not energy > 0 or not np.isfinite(energy):
+        return pano.copy() if numpy_in else pano.clone()
+    s = float(light["share"])
+    gains = torch.tensor(light["colour"], dtype=x.dtype, device=x.device).view(3, 1, 1)
+    out = x + (s / (1.0 - s) * energy) * gains * light_profile(h, light, x.dtype, x.device)[None]
+    out = out.to(t.dtype)
+    return np.ascontiguousarray(out.numpy().transpose(1, 2, 0)) if numpy_in else out

@@ -100,6 +100,12 @@ class TrainConfig:
     #: its brightest light (``data.pairs.scene_light_weights``): > 0 trains more often on panoramas with a sun or a
     #: lamp (beyond the paper; 0 = every panorama equally often, the paper's pairs)
     scene_light_weight: float = 0.0
+    #: probability that a training pair's panorama gets an inserted sun or lamp holding ``insert_light_share`` of its
+    #: light (``hdr_core.augment.insert_light``; beyond the paper: new lights, not the training panoramas' own ones
+    #: seen more often; never in validation; 0 = the paper's pairs)
+    insert_light: float = 0.0
+    #: ``[lo, hi]``: an inserted light's share of its panorama's light is drawn uniformly in it (0 <= lo <= hi < 1)
+    insert_light_share: list = field(default_factory=lambda: [0.3, 0.75])
     workers: int = 0
     # model
     model: str = "lanet_small"
@@ -227,6 +233,11 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     if not (isinstance(cfg.scene_light_weight, (int, float)) and math.isfinite(cfg.scene_light_weight)
             and cfg.scene_light_weight >= 0):
         parser.error(f"scene_light_weight: expected a number >= 0, got {cfg.scene_light_weight!r}")
+    try:
+        cfg.insert_light, cfg.insert_light_share = float(cfg.insert_light), [float(v) for v in cfg.insert_light_share]
+        pair_config(cfg)
+    except (TypeError, ValueError) as e:
+        parser.error(str(e))
     if not math.isfinite(cfg.val_exposure_ev):
         parser.error(f"val_exposure_ev: expected a finite number of stops, got {cfg.val_exposure_ev}")
     if cfg.pair_device and (cfg.pair_pool or {s for s, w in cfg.ldr_styles.items() if float(w) > 0} != {"virtual"}
@@ -658,7 +669,8 @@ def pair_config(cfg: TrainConfig) -> PairConfig:
     return PairConfig(mode=cfg.stage, crop_size=cfg.crop_size, pano_height=cfg.pano_height,
                       store_height=cfg.store_height if cfg.stage == "crop" else cfg.pano_height,
                       camera=CameraConfig(jpeg_prob=cfg.jpeg_prob), ldr_styles=dict(cfg.ldr_styles),
-                      exposure_ev=tuple(float(v) for v in cfg.exposure_ev))
+                      exposure_ev=tuple(float(v) for v in cfg.exposure_ev), insert_light=float(cfg.insert_light),
+                      insert_light_share=tuple(float(v) for v in cfg.insert_light_share))
 
 
 def validation_styles(cfg: TrainConfig) -> list[str]:
@@ -669,8 +681,9 @@ def validation_styles(cfg: TrainConfig) -> list[str]:
 
 def validation_pair_config(cfg: TrainConfig) -> PairConfig:
     """The validation pairs' :class:`PairConfig`: the training pairs' with the one exposure error
-    ``val_exposure_ev`` (each style then set per :func:`validation_sets`' dataset)."""
-    return dataclasses.replace(pair_config(cfg), exposure_ev=(cfg.val_exposure_ev, cfg.val_exposure_ev))
+    ``val_exposure_ev`` and no inserted lights (each style then set per :func:`validation_sets`' dataset)."""
+    return dataclasses.replace(pair_config(cfg), exposure_ev=(cfg.val_exposure_ev, cfg.val_exposure_ev),
+                               insert_light=0.0)
 
 
 def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = False) -> dict[str, PairDataset]:

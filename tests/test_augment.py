@@ -8,8 +8,10 @@ import torch
 
 from hdr_core.augment import (
     apply_pano_augment,
+    draw_inserted_light,
     draw_pano_augment,
     flip_horizontal,
+    insert_light,
     jitter_exposure,
     jitter_white_balance,
     random_pano_augment,
@@ -102,3 +104,53 @@ def test_drawn_numbers_replay_the_augmentation_and_consume_the_generator_alike(p
                                   random_pano_augment(pano, r2, flip_p=0.7, stops=(-2, 1), wb_max_ratio=1.3))
     assert r1.random() == r2.random()  # the same numbers were taken
     assert 0 <= d["shift"] < pano.shape[1] and 0.25 <= d["scale"] <= 2 and np.dot(LUMA_709, d["wb"]) == pytest.approx(1)
+
+
+def _energy(pano: np.ndarray) -> float:
+    from hdr_core.lighting import pano_directions
+
+    _, omega = pano_directions(pano.shape[0])
+    return float(((pano.astype(np.float64) @ np.asarray(LUMA_709)) * omega.numpy()).sum())
+
+
+@pytest.mark.parametrize("height", [8, 32, 128])
+def test_inserted_light_holds_its_share_and_sits_where_drawn(rng, height):
+    """The light holds exactly the drawn share of the result's light (its energy is normalised on the pixel grid, so a
+    core smaller than a pixel keeps its energy at any size), its peak is where it was drawn, and the rest of the
+    panorama is untouched far from it."""
+    from hdr_core.lighting import pano_directions
+
+    base = (rng.random((height, 2 * height, 3)) + 0.2).astype(np.float64)
+    for k in range(4):
+        light = draw_inserted_light(rng, (0.3, 0.75))
+        if k == 0:
+            light.update(core_deg=0.25, aureole_frac=0.05)  # a tiny sun, well under a pixel at 8 rows
+        out = insert_light(base, light)
+        assert out.dtype == base.dtype and out.shape == base.shape and np.all(out >= base)
+        added = _energy(out) - _energy(base)
+        assert added / _energy(out) == pytest.approx(light["share"], rel=1e-9)
+        d, _ = pano_directions(height)
+        el, az = np.radians(light["elevation"]), np.radians(light["azimuth"])
+        u = np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+        gain = (out - base) @ np.asarray(LUMA_709)
+        peak = d.numpy().reshape(-1, 3)[gain.argmax()]
+        assert np.degrees(np.arccos(np.clip(peak @ u, -1, 1))) <= 180.0 / height  # within a pixel's pitch
+        far = (d.numpy() @ u) < 0  # the far half of the sphere: only the aureole's tail, exp(-90 deg / its width)
+        assert np.all(gain[far] <= np.exp(-90 / max(light["aureole_deg"], 180 / height)) * gain.max() * (1 + 1e-9))
+        colour = (out - base).reshape(-1, 3)[gain.argmax()] / gain.max()
+        np.testing.assert_allclose(colour, light["colour"], rtol=1e-9)  # luminance-1 gains: the light's colour
+
+
+def test_inserted_light_is_seeded_the_same_on_numpy_and_torch_and_refuses_bad_input(rng):
+    a, b = draw_inserted_light(np.random.default_rng(3), (0.4, 0.4)), draw_inserted_light(np.random.default_rng(3),
+                                                                                            (0.4, 0.4))
+    assert a == b and a["share"] == 0.4 and 0 <= a["elevation"] <= 72 and np.dot(LUMA_709, a["colour"]) == \
+        pytest.approx(1.0)
+    pano = (rng.random((16, 32, 3)) * 3).astype(np.float32)
+    out = insert_light(pano, a)
+    t = insert_light(torch.from_numpy(pano.transpose(2, 0, 1).copy()), a)
+    assert out.dtype == np.float32 and torch.equal(t, torch.from_numpy(out.transpose(2, 0, 1).copy()))
+    black = np.zeros((16, 32, 3), np.float32)
+    assert np.array_equal(insert_light(black, a), black)  # no light to take a share of: nothing is added
+    with pytest.raises(ValueError, match="H x 2H"):
+        insert_light(np.ones((16, 16, 3), np.float32), a)

@@ -120,6 +120,37 @@ def test_exposure_error_of_pairs_is_drawn_on_its_own_and_zero_keeps_the_paper_pa
         PairConfig(exposure_ev=(1.0, -1.0))
 
 
+def test_inserted_lights_are_drawn_on_their_own_and_zero_keeps_the_paper_pairs():
+    """``insert_light``: some pairs get a light (its own generator: scene, augmentation, view, style and the camera's
+    draws stay those of the pair without it), recorded in ``params``; 0 is the paper's pairs bit for bit."""
+    from hdr_core.lighting import light_share
+
+    mix = {"virtual": 0.5, "filmic": 0.5}
+    plain = PairDataset(_panos(3), PairConfig(mode="pano", pano_height=32, ldr_styles=mix), 16, seed=2)
+    lit = PairDataset(_panos(3), PairConfig(mode="pano", pano_height=32, ldr_styles=mix, insert_light=0.5,
+                                            insert_light_share=(0.5, 0.6)), 16, seed=2)
+    zero = PairDataset(_panos(3), PairConfig(mode="pano", pano_height=32, ldr_styles=mix, insert_light=0.0), 16,
+                       seed=2)
+    with_light = [i for i in range(16) if "light" in lit.params(i)]
+    assert 3 <= len(with_light) <= 13 and with_light == [i for i in range(16) if lit.inserted_light_of(i)]
+    for i in range(16):
+        a, b = plain.params(i), lit.params(i)
+        assert a == zero.params(i) and torch.equal(plain[i]["hdr"], zero[i]["hdr"])
+        if i not in with_light:
+            assert a == b and torch.equal(plain[i]["ldr"], lit[i]["ldr"])
+            continue
+        assert {k: v for k, v in b.items() if k not in ("light", "ldr")} == {k: v for k, v in a.items() if k != "ldr"}
+        share = float(light_share(lit[i]["hdr"][None].double())[0])
+        assert share > 0.3 + float(light_share(plain[i]["hdr"][None].double())[0])  # the light now dominates
+        assert lit[i]["ldr"].amax() == 1.0  # and clips in the LDR, as a sun does
+    crop = PairDataset(_panos(3), PairConfig(mode="crop", crop_size=16, store_height=32, insert_light=1.0), 4)
+    assert all("light" in crop.params(i) for i in range(4))  # inserted before the crop, in stage 1 too
+    for bad in ({"insert_light": 1.5}, {"insert_light": -0.1}, {"insert_light_share": (0.6, 0.5)},
+                {"insert_light_share": (0.2, 1.0)}, {"insert_light_share": (0.2,)}):
+        with pytest.raises(ValueError, match="insert_light"):
+            PairConfig(**bad)
+
+
 #: (mode, item, style, scene, azimuth shift, mirror, exposure scale, the look's exposure (mdk08: display peak),
 #: JPEG quality, mean of the linear LDR, mean of the calibrated HDR) of items of the pinned set below, as made on
 #: 2026-12-07 (numpy 1.26, the pairs every shipped model and documented figure was trained and scored on)

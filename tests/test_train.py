@@ -560,6 +560,26 @@ def test_scene_light_weight_option_reaches_the_training_draws(tmp_path, pano_fol
     assert "scene_light_weight 4: panoramas drawn" in capsys.readouterr().out
 
 
+def test_insert_light_option_reaches_the_training_pairs_and_never_validation(tmp_path, pano_folder):
+    from hdr_core.io import write_hdr
+    from hdr_core.train import main, pair_config, validation_sets
+
+    assert parse_config(["--data", "x"]).insert_light == 0.0  # no inserted lights: the paper's pairs
+    cfg = parse_config(["--data", "x", "--stage", "pano", "--pano-height", "8", "--insert-light", "0.3",
+                        "--insert-light-share", "0.4", "0.6"])
+    assert pair_config(cfg).insert_light == 0.3 and pair_config(cfg).insert_light_share == (0.4, 0.6)
+    write_hdr(tmp_path / "v.hdr", np.full((8, 16, 3), 0.5, np.float32))
+    (val,) = validation_sets(cfg, [tmp_path / "v.hdr"]).values()
+    assert val.config.insert_light == 0.0  # validation scores the real panoramas only
+    for bad in (["--insert-light", "2"], ["--insert-light", "nan"], ["--insert-light-share", "0.5", "1"],
+                ["--insert-light-share", "a", "b"]):
+        with pytest.raises(SystemExit):
+            parse_config(["--data", "x", *bad])
+    main(_args(pano_folder, tmp_path / "run", "--steps", "2", "--eval-every", "2", "--insert-light", "0.5"))
+    record = json.loads((tmp_path / "run" / "model" / "training.json").read_text())
+    assert record["config"]["insert_light"] == 0.5 and record["config"]["insert_light_share"] == [0.3, 0.75]
+
+
 def test_amp_on_a_cpu_without_bf16_hardware_says_so():
     from hdr_core.train import amp_note, cpu_has_native_bf16
 

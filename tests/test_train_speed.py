@@ -376,14 +376,16 @@ def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
     assert "train/light_irradiance" in record["metrics"]  # its second step had the lighting loss
 
 
-@pytest.mark.parametrize("mode", ["crop", "pano"])
-def test_device_pairs_match_the_numpy_pairs(mode):
+@pytest.mark.parametrize("mode,insert", [("crop", 0.0), ("pano", 0.0), ("crop", 0.6), ("pano", 0.6)])
+def test_device_pairs_match_the_numpy_pairs(mode, insert):
     from hdr_core.data.pairs import DevicePairs
 
-    cfg = PairConfig(mode=mode, crop_size=32, store_height=64, pano_height=32)
+    cfg = PairConfig(mode=mode, crop_size=32, store_height=64, pano_height=32, insert_light=insert)
     ds = PairDataset(_panos(64), cfg, 100, seed=5, extras=False)
     dev = DevicePairs(ds)
     idx = [0, 3, 17, 42, 99]
+    lit = [i for i in idx if dev.draws(i)["light"] is not None]
+    assert (len(lit) > 0) == (insert > 0) and (insert == 0 or len(lit) < len(idx))  # inserted lights, in some
     ref = torch.utils.data.default_collate([ds[i] for i in idx])
     got = dev.batch(idx)
     assert torch.equal(got["scene"], ref["scene"]) and torch.equal(got["style"], ref["style"])

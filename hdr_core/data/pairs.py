@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hdr_core.augment import apply_pano_augment, draw_pano_augment
+from hdr_core.augment import apply_pano_augment, draw_inserted_light, draw_pano_augment, insert_light
 from hdr_core.calibration import calibrate
 from hdr_core.camera import CameraConfig, draw_camera, expose, virtual_camera
 from hdr_core.color import ldr_to_linear
@@ -49,6 +49,12 @@ class PairConfig:
     #: look metered (its own generator ``default_rng([seed, i, 2])``, so every other draw stays the same; a fixed
     #: value when ``lo == hi``; ``(0, 0)`` = as metered, the paper's pairs)
     exposure_ev: tuple[float, float] = (0.0, 0.0)
+    #: probability that a pair's panorama gets an inserted light (:func:`hdr_core.augment.insert_light`: a sun or
+    #: lamp after the azimuth/exposure/white-balance augmentation, before the crop and the LDR), drawn with its own
+    #: generator ``default_rng([seed, i, 3])`` so every other draw stays the same; 0 = the paper's pairs
+    insert_light: float = 0.0
+    #: ``(lo, hi)``: an inserted light holds ``U(lo, hi)`` of its panorama's light
+    insert_light_share: tuple[float, float] = (0.3, 0.75)
 
     def __post_init__(self) -> None:
         check_styles(self.ldr_styles)
@@ -57,6 +63,12 @@ class PairConfig:
         if len(self.exposure_ev) != 2 or not all(np.isfinite(float(v)) for v in self.exposure_ev) \
                 or float(self.exposure_ev[0]) > float(self.exposure_ev[1]):
             raise ValueError(f"exposure_ev: expected (lo, hi) with lo <= hi, got {self.exposure_ev}")
+        if not 0.0 <= float(self.insert_light) <= 1.0:
+            raise ValueError(f"insert_light: expected a probability in [0, 1], got {self.insert_light}")
+        lo, hi = (float(v) for v in self.insert_light_share) if len(self.insert_light_share) == 2 else (1.0, 0.0)
+        if not 0.0 <= lo <= hi < 1.0:
+            raise ValueError(f"insert_light_share: expected (lo, hi) with 0 <= lo <= hi < 1, got "
+                             f"{self.insert_light_share}")
 
 
 def check_styles(weights: dict[str, float]) -> None:
@@ -178,6 +190,17 @@ class PairDataset(torch.utils.data.Dataset):
             return lo
         return float(np.random.default_rng([self.seed, int(i), 2]).uniform(lo, hi))
 
+    def inserted_light_of(self, i: int) -> dict | None:
+        """The light inserted into item ``i``'s panorama (:func:`hdr_core.augment.draw_inserted_light`), or None
+        (:attr:`PairConfig.insert_light`)."""
+        c = self.config
+        if not c.insert_light:
+            return None
+        rng = np.random.default_rng([self.seed, int(i), 3])
+        if rng.random() >= float(c.insert_light):
+            return None
+        return draw_inserted_light(rng, tuple(float(v) for v in c.insert_light_share))
+
     def _view(self, rng: np.random.Generator, i: int) -> tuple[float, float, float]:
         c = self.config
         if self.views == "standard":
@@ -191,7 +214,8 @@ class PairDataset(torch.utils.data.Dataset):
 
     def params(self, i: int) -> dict:
         """Everything drawn for item ``i``, JSON-serialisable: ``scene`` (panorama index), ``augment`` (azimuth
-        shift, mirror, exposure scale, white-balance gains; absent with ``augment=False``), ``view`` (yaw, pitch, fov
+        shift, mirror, exposure scale, white-balance gains; absent with ``augment=False``), ``light`` (an inserted
+        light, :attr:`PairConfig.insert_light`; absent when none), ``view`` (yaw, pitch, fov
         of a stage-1 crop), ``style`` and ``ldr`` (the virtual camera's draws or the look's parameters,
         :func:`hdr_core.looks.make_ldr`). It replays the item (same generator, same order), so it costs one pair."""
         return self._make(i)[1]
@@ -218,6 +242,10 @@ class PairDataset(torch.utils.data.Dataset):
         if "augment" in layout:
             hdr = apply_pano_augment(hdr, layout["augment"])
             params["augment"] = {**layout["augment"], "wb": [float(g) for g in layout["augment"]["wb"]]}
+        light = self.inserted_light_of(i)
+        if light is not None:
+            hdr = insert_light(np.asarray(hdr, dtype=np.float32), light)
+            params["light"] = light
         if "view" in layout:
             yaw, pitch, fov = layout["view"]
             params["view"] = {"yaw": yaw, "pitch": pitch, "fov": fov}
@@ -298,8 +326,10 @@ class DevicePairs:
     """The virtual camera's pairs of a :class:`PairDataset`, made on the training device as batched torch ops.
 
     Every random number is drawn exactly as ``PairDataset.__getitem__`` draws it (the same numpy generator per
-    item, in the same order: scene, augmentation, view, camera), and then the work runs batched on ``device``:
-    azimuth shift and mirror (gathers), exposure and white balance (the same float32 products), the perspective crop
+    item, in the same order: scene, augmentation, view, camera; an inserted light from its own generator), and then
+    the work runs batched on ``device``:
+    azimuth shift and mirror (gathers), exposure and white balance (the same float32 products), an inserted light
+    (:func:`hdr_core.augment.insert_light`, the same function), the perspective crop
     (:func:`hdr_core.projections.perspective_crop`), the mean-value auto-exposure (bisection in float64 on the same
     strided metering pixels), exposure, black level, response, 8-bit rounding, linearisation and calibration (Eq. 1).
     So ``batch(indices)`` matches ``default_collate([dataset[i] for i in indices])``: the same scenes and views, the
@@ -332,6 +362,7 @@ class DevicePairs:
             d["scale"], d["wb"] = np.float32(d["scale"]), d["wb"].astype(np.float32)  # as the float32 products
         if "view" in layout:
             d["view"] = layout["view"]
+        d["light"] = ds.inserted_light_of(i)
         c = draw_camera(rng, cam)  # its JPEG numbers are drawn, never used here (supports: no JPEG)
         d["dr"], d["sigma"], d["n"] = c["dynamic_range_ev"], c["sigma"], c["n"]
         return d
@@ -344,6 +375,8 @@ class DevicePairs:
                 x = x.flip(-1)
             x = x * torch.tensor(d["scale"], device=self.device)
             x = x * torch.as_tensor(d["wb"], device=self.device).view(3, 1, 1)
+        if d.get("light") is not None:
+            x = insert_light(x, d["light"])
         if "view" in d:
             yaw, pitch, fov = d["view"]
             x = perspective_crop(x[None], yaw, pitch, fov, self.ds.config.crop_size)[0]
