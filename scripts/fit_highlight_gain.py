@@ -20,13 +20,16 @@ and per LDR style the gain the rule would choose without that style and what it 
 look it was not fitted on). ``--by-image`` also asks whether a gain chosen per image, from the LDR's mean or its
 saturated fraction, would beat one gain (:func:`per_image_gains`). ``--json FILE`` writes every figure, and every
 pair's irradiance error at each gain. The gain is not written into
-the model: ``scripts/ship_model.py RUN/model NAME --highlight-gain G`` ships it.
+the model: ``scripts/ship_model.py RUN/model NAME --highlight-gain G`` ships it. A model that already carries a gain
+(the shipped weights) is refused, unless ``--without-gain`` scores its network without it (gain 0 is then the
+network's own output, and the grid's row at the carried gain is the model as shipped).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -192,6 +195,9 @@ def main(argv: list[str] | None = None) -> float:
                     help="score photos exposed this many stops brighter (> 0) or darker than metered (default: the "
                          "config's val_exposure_ev, normally 0: as metered). A gain is still chosen, on those pairs")
     ap.add_argument("--json", type=Path, help="write every figure here (and every pair's)")
+    ap.add_argument("--without-gain", action="store_true",
+                    help="score a model that carries a highlight gain (the shipped weights) without it: the grid's "
+                         "gains replace it, and its own gain is the row of that value")
     ap.add_argument("--by-image", action="store_true",
                     help="also print whether a gain chosen per image (by the LDR's mean or saturated fraction) would "
                          "do better than one gain")
@@ -219,9 +225,14 @@ def main(argv: list[str] | None = None) -> float:
         raise SystemExit(f"{args.model}: {e}") from e
     if not hasattr(model.config, "highlight_gain"):
         raise SystemExit(f"{args.model}: {type(model).__name__} has no highlight gain")
-    if model.config.highlight_gain:
-        raise SystemExit(f"{args.model}: already has a highlight gain ({model.config.highlight_gain} stops); fit the "
-                         "run's own model")
+    carried = float(model.config.highlight_gain)
+    if carried and not args.without_gain:
+        raise SystemExit(f"{args.model}: already has a highlight gain ({carried:g} stops); fit the run's own model, or "
+                         "give --without-gain to score its network without it")
+    if carried:
+        model.config = dataclasses.replace(model.config, highlight_gain=0.0)
+        print(f"note: {args.model} carries a highlight gain of {carried:g} stops; scored without it "
+              f"(--without-gain): gain {carried:g} on the grid is the model as it is", file=sys.stderr)
     split = split_files(cfg, log=None)
     files = split.val if args.panoramas == "validation" else split.train
     val_sets = validation_sets(cfg, files)
@@ -250,6 +261,7 @@ def main(argv: list[str] | None = None) -> float:
     if args.json:
         atomic_write_text(args.json, json.dumps({"model": str(args.model), "config": args.config,
                                                  "panoramas": args.panoramas, "balanced": cfg.val_balanced,
+                                                 "carried_gain": carried,
                                                  "exposure_ev": cfg.val_exposure_ev,
                                                  "eval_batches": cfg.eval_batches, "tolerance": args.tolerance,
                                                  "max_simse_rise": args.max_simse_rise, "chosen": chosen,
