@@ -3,11 +3,14 @@
 Geometric augmentations that keep an equirectangular panorama valid (azimuth rotation = exact circular column
 shift, horizontal mirror), photometric ones on linear HDR (exposure in stops, white balance), and an inserted light
 (:func:`insert_light`: a sun or lamp of a drawn share of the panorama's light, beyond the paper). Every function
-accepts a numpy ``H x W x C`` array or a torch ``... x C x H x W`` tensor and returns a new one (the input is never
-modified); randomness comes only from the ``numpy.random.Generator`` passed in, so a seed fixes the result.
+accepts a numpy ``H x W x C`` array or a torch ``... x C x H x W`` tensor (:func:`insert_light`: one ``3 x H x W``
+panorama) and returns a new one (the input is never modified); randomness comes only from the
+``numpy.random.Generator`` passed in, so a seed fixes the result.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -195,6 +198,15 @@ def draw_inserted_light(rng: np.random.Generator, share: tuple[float, float]) ->
             "aureole_frac": frac, "share": s, "colour": [float(c) for c in colour]}
 
 
+@functools.lru_cache(maxsize=8)
+def _directions(height: int, device):
+    """:func:`hdr_core.lighting.pano_directions` in float64 on ``device``, kept per size and device (the inserted
+    lights of a run are all made at one size)."""
+    from hdr_core.lighting import pano_directions
+
+    return pano_directions(height, device=device)
+
+
 def light_profile(height: int, light: dict, dtype=None, device=None):
     """Radiance (``h x 2h`` torch tensor) of one light of unit energy (``sum L dw = 1`` over the panorama's pixels,
     :func:`hdr_core.lighting.pano_directions`) centred at ``light["azimuth"]``, ``light["elevation"]``.
@@ -206,11 +218,9 @@ def light_profile(height: int, light: dict, dtype=None, device=None):
     pixel grid, so the energy is exact at every size."""
     import torch
 
-    from hdr_core.lighting import pano_directions
-
-    d, omega = pano_directions(height)
+    d, omega = _directions(height, torch.device(device) if device is not None else torch.device("cpu"))
     az, el = np.radians(float(light["azimuth"])), np.radians(float(light["elevation"]))
-    u = torch.tensor([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], dtype=d.dtype)
+    u = torch.tensor([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)], dtype=d.dtype, device=d.device)
     angle = torch.rad2deg(torch.arccos((d @ u).clamp(-1.0, 1.0)))
     pitch = 180.0 / height
     sigma = float(np.hypot(float(light["core_deg"]), 0.5 * pitch))
@@ -227,8 +237,8 @@ def insert_light(pano, light: dict):
     ``share / (1 - share)`` times the panorama's own. A black panorama is returned unchanged.
 
     Args:
-        pano: ``H x 2H x 3`` float array or ``3 x H x 2H`` tensor (any device; computed in float64, returned in the
-            input's dtype).
+        pano: ``H x 2H x 3`` float array or ``3 x H x 2H`` tensor (one panorama, any device; computed in float64,
+            returned in the input's dtype).
         light: From :func:`draw_inserted_light`.
 
     Returns:
@@ -236,21 +246,22 @@ def insert_light(pano, light: dict):
     """
     import torch
 
-    from hdr_core.lighting import pano_directions
-
     numpy_in = _is_numpy(pano)
+    shape = tuple(pano.shape)
+    if numpy_in:
+        shape = shape[-1:] + shape[:-1] if len(shape) == 3 else shape
+    if len(shape) != 3 or shape[0] != 3 or shape[2] != 2 * shape[1]:
+        raise ValueError(f"insert_light: expected an H x 2H RGB panorama, got shape {tuple(pano.shape)}")
     t = torch.from_numpy(np.ascontiguousarray(pano.transpose(2, 0, 1))) if numpy_in else pano
-    if t.ndim != 3 or t.shape[0] != 3 or t.shape[2] != 2 * t.shape[1]:
-        raise ValueError(f"insert_light: expected an H x 2H equirectangular RGB panorama, got shape {tuple(t.shape)}")
     h = t.shape[1]
     x = t.double()
-    _, omega = pano_directions(h, device=x.device)
+    _, omega = _directions(h, x.device)
     luma = torch.tensor(LUMA_709, dtype=x.dtype, device=x.device).view(3, 1, 1)
-    energy = float(((x.clamp_min(0) * luma).sum(0) * omega).sum())
-    if not energy > 0 or not np.isfinite(energy):
-        return pano.copy() if numpy_in else pano.clone()
+    energy = ((x.clamp_min(0) * luma).sum(0) * omega).sum()  # a tensor: no device sync on a GPU
     s = float(light["share"])
     gains = torch.tensor(light["colour"], dtype=x.dtype, device=x.device).view(3, 1, 1)
-    out = x + (s / (1.0 - s) * energy) * gains * light_profile(h, light, x.dtype, x.device)[None]
+    # a black (or non-finite) panorama has no light to take a share of: nothing is added
+    scale = torch.where(torch.isfinite(energy) & (energy > 0), energy * (s / (1.0 - s)), torch.zeros_like(energy))
+    out = x + scale * gains * light_profile(h, light, x.dtype, x.device)[None]
     out = out.to(t.dtype)
     return np.ascontiguousarray(out.numpy().transpose(1, 2, 0)) if numpy_in else out

@@ -235,8 +235,12 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         parser.error(f"scene_light_weight: expected a number >= 0, got {cfg.scene_light_weight!r}")
     try:
         cfg.insert_light, cfg.insert_light_share = float(cfg.insert_light), [float(v) for v in cfg.insert_light_share]
+    except (TypeError, ValueError):
+        parser.error(f"insert_light / insert_light_share: expected a probability and two numbers [lo, hi], got "
+                     f"{cfg.insert_light!r} / {cfg.insert_light_share!r}")
+    try:
         pair_config(cfg)
-    except (TypeError, ValueError) as e:
+    except ValueError as e:
         parser.error(str(e))
     if not math.isfinite(cfg.val_exposure_ev):
         parser.error(f"val_exposure_ev: expected a finite number of stops, got {cfg.val_exposure_ev}")
@@ -683,7 +687,7 @@ def validation_pair_config(cfg: TrainConfig) -> PairConfig:
     """The validation pairs' :class:`PairConfig`: the training pairs' with the one exposure error
     ``val_exposure_ev`` and no inserted lights (each style then set per :func:`validation_sets`' dataset)."""
     return dataclasses.replace(pair_config(cfg), exposure_ev=(cfg.val_exposure_ev, cfg.val_exposure_ev),
-                               insert_light=0.0)
+                               insert_light=0.0, insert_light_share=PairConfig.insert_light_share)
 
 
 def validation_sets(cfg: TrainConfig, val_files: list[Path], extras: bool = False) -> dict[str, PairDataset]:
@@ -715,9 +719,11 @@ def validation_setup(cfg: TrainConfig, val_files: list[Path]) -> dict:
     """What a run's validation figures are measured on: the panoramas, styles and number of pairs, how they are made
     and how ``val/loss`` weighs the styles. Checkpoints carry it; a resume whose setup differs cannot compare its
     figures with the checkpoint's first validation or best loss (:func:`main` drops them, saying why)."""
+    pairs = dataclasses.asdict(validation_pair_config(cfg))  # size, camera, exposure error, the mix
+    for k in ("insert_light", "insert_light_share"):  # never in validation: not part of its setup (nor of older ones)
+        pairs.pop(k)
     return {"panoramas": [f.name for f in val_files], "styles": validation_styles(cfg),
-            "pairs_per_style": cfg.eval_batches * cfg.batch_size, "balanced": bool(cfg.val_balanced),
-            "pairs": dataclasses.asdict(validation_pair_config(cfg))}  # size, camera, exposure error, the mix
+            "pairs_per_style": cfg.eval_batches * cfg.batch_size, "balanced": bool(cfg.val_balanced), "pairs": pairs}
 
 
 def main(argv: list[str] | None = None) -> dict:

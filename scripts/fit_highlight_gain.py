@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> float:
     val_sets = validation_sets(cfg, files)
     if not val_sets:
         raise SystemExit(f"{args.config}: no {args.panoramas} panoramas")
-    gains = sorted(set(args.gains) | {0.0})
+    gains = sorted(set(args.gains) | {0.0, carried})  # with --without-gain, the model as it is is on the grid
     note = unbalanced_note(cfg, files)
     if note:
         print(f"note: {note}", file=sys.stderr)

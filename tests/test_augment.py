@@ -137,6 +137,11 @@ def test_inserted_light_holds_its_share_and_sits_where_drawn(rng, height):
         assert np.degrees(np.arccos(np.clip(peak @ u, -1, 1))) <= 180.0 / height  # within a pixel's pitch
         far = (d.numpy() @ u) < 0  # the far half of the sphere: only the aureole's tail, exp(-90 deg / its width)
         assert np.all(gain[far] <= np.exp(-90 / max(light["aureole_deg"], 180 / height)) * gain.max() * (1 + 1e-9))
+        if height >= 32:  # where the light module finds it (its own 128x64 working size): the drawn direction
+            from hdr_core.lighting import brightest_light
+
+            _, found = brightest_light(torch.from_numpy((out - base).transpose(2, 0, 1).copy())[None])
+            assert np.degrees(np.arccos(np.clip(float(found[0] @ torch.from_numpy(u)), -1, 1))) < 180.0 / height + 3
         colour = (out - base).reshape(-1, 3)[gain.argmax()] / gain.max()
         np.testing.assert_allclose(colour, light["colour"], rtol=1e-9)  # luminance-1 gains: the light's colour
 
@@ -152,5 +157,20 @@ def test_inserted_light_is_seeded_the_same_on_numpy_and_torch_and_refuses_bad_in
     assert out.dtype == np.float32 and torch.equal(t, torch.from_numpy(out.transpose(2, 0, 1).copy()))
     black = np.zeros((16, 32, 3), np.float32)
     assert np.array_equal(insert_light(black, a), black)  # no light to take a share of: nothing is added
-    with pytest.raises(ValueError, match="H x 2H"):
-        insert_light(np.ones((16, 16, 3), np.float32), a)
+    for bad in (np.ones((16, 16, 3), np.float32), np.ones((16, 32), np.float32), torch.ones(1, 3, 16, 32)):
+        with pytest.raises(ValueError, match="H x 2H"):
+            insert_light(bad, a)
+
+
+def test_inserted_light_is_where_a_camera_looking_at_its_direction_sees_it(rng):
+    """The drawn azimuth and elevation are :mod:`hdr_core.projections`' view angles: a perspective crop looking at
+    ``yaw = azimuth - 180``, ``pitch = elevation`` has the light at its centre."""
+    from hdr_core.projections import perspective_crop
+
+    base = np.full((64, 128, 3), 0.2, np.float32)
+    for _ in range(3):
+        light = {**draw_inserted_light(rng, (0.6, 0.6)), "core_deg": 0.5, "aureole_frac": 0.05}
+        out = torch.from_numpy(insert_light(base, light).transpose(2, 0, 1).copy())[None]
+        crop = perspective_crop(out, light["azimuth"] - 180.0, light["elevation"], 60.0, 33)[0].sum(0)
+        r, c = np.unravel_index(int(crop.argmax()), crop.shape)
+        assert abs(r - 16) <= 1 and abs(c - 16) <= 1, (light, r, c)

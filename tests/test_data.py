@@ -144,7 +144,9 @@ def test_inserted_lights_are_drawn_on_their_own_and_zero_keeps_the_paper_pairs()
         assert share > 0.3 + float(light_share(plain[i]["hdr"][None].double())[0])  # the light now dominates
         assert lit[i]["ldr"].amax() == 1.0  # and clips in the LDR, as a sun does
     crop = PairDataset(_panos(3), PairConfig(mode="crop", crop_size=16, store_height=32, insert_light=1.0), 4)
+    crop0 = PairDataset(_panos(3), PairConfig(mode="crop", crop_size=16, store_height=32), 4)
     assert all("light" in crop.params(i) for i in range(4))  # inserted before the crop, in stage 1 too
+    assert any(not torch.equal(crop[i]["hdr"], crop0[i]["hdr"]) for i in range(4))  # in view in some crops
     for bad in ({"insert_light": 1.5}, {"insert_light": -0.1}, {"insert_light_share": (0.6, 0.5)},
                 {"insert_light_share": (0.2, 1.0)}, {"insert_light_share": (0.2,)}):
         with pytest.raises(ValueError, match="insert_light"):

@@ -165,10 +165,10 @@ def test_fit_script_scores_validation_pairs_and_ship_model_writes_the_gain(tmp_p
     assert load_model(dest).config.highlight_gain == 0.75
     with pytest.raises(SystemExit, match="already has a highlight gain .*--without-gain"):
         fit.main([str(dest), "--config", str(cfg)])
-    fit.main([str(dest), "--config", str(cfg), "--gains", "0,0.75,1", "--eval-batches", "1", "--without-gain",
+    fit.main([str(dest), "--config", str(cfg), "--gains", "0,1", "--eval-batches", "1", "--without-gain",
               "--json", str(tmp_path / "fit_shipped.json")])  # the shipped network without its gain: the run's
     shipped = json.loads((tmp_path / "fit_shipped.json").read_text())
-    assert shipped["carried_gain"] == 0.75 and rec["carried_gain"] == 0.0
+    assert shipped["carried_gain"] == 0.75 and rec["carried_gain"] == 0.0 and shipped["gains"] == [0, 0.75, 1]
     for g in ("0", "1"):  # the same figures, to the fp16 rounding of the shipped weights
         for k, v in rec["table"][g].items():
             assert shipped["table"][g][k] == pytest.approx(v, rel=1e-3, abs=1e-3), (g, k)

@@ -560,7 +560,7 @@ def test_scene_light_weight_option_reaches_the_training_draws(tmp_path, pano_fol
     assert "scene_light_weight 4: panoramas drawn" in capsys.readouterr().out
 
 
-def test_insert_light_option_reaches_the_training_pairs_and_never_validation(tmp_path, pano_folder):
+def test_insert_light_option_reaches_the_training_pairs_and_never_validation(tmp_path, pano_folder, capsys):
     from hdr_core.io import write_hdr
     from hdr_core.train import main, pair_config, validation_sets
 
@@ -571,10 +571,20 @@ def test_insert_light_option_reaches_the_training_pairs_and_never_validation(tmp
     write_hdr(tmp_path / "v.hdr", np.full((8, 16, 3), 0.5, np.float32))
     (val,) = validation_sets(cfg, [tmp_path / "v.hdr"]).values()
     assert val.config.insert_light == 0.0  # validation scores the real panoramas only
+    from hdr_core.train import validation_setup
+    assert validation_setup(cfg, [tmp_path / "v.hdr"]) == validation_setup(  # nor do they change its setup
+        dataclasses.replace(cfg, insert_light=0.0, insert_light_share=[0.3, 0.75]), [tmp_path / "v.hdr"])
+    assert "insert_light" not in validation_setup(cfg, [tmp_path / "v.hdr"])["pairs"]  # as checkpoints before it
     for bad in (["--insert-light", "2"], ["--insert-light", "nan"], ["--insert-light-share", "0.5", "1"],
-                ["--insert-light-share", "a", "b"]):
+                ["--insert-light-share", "a", "b"], ["--insert-light-share", "0.5"]):
         with pytest.raises(SystemExit):
             parse_config(["--data", "x", *bad])
+        assert "insert_light" in capsys.readouterr().err  # the one line names the option
+    yaml_scalar = tmp_path / "c.yaml"
+    yaml_scalar.write_text("insert_light_share: 0.5\n")
+    with pytest.raises(SystemExit):
+        parse_config(["--data", "x", "--config", str(yaml_scalar)])
+    assert "insert_light / insert_light_share: expected" in capsys.readouterr().err
     main(_args(pano_folder, tmp_path / "run", "--steps", "2", "--eval-every", "2", "--insert-light", "0.5"))
     record = json.loads((tmp_path / "run" / "model" / "training.json").read_text())
     assert record["config"]["insert_light"] == 0.5 and record["config"]["insert_light_share"] == [0.3, 0.75]
