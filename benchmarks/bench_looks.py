@@ -4,8 +4,9 @@
 
 Without ``--hdr`` a synthetic panorama (sky, sun, textured ground) is used. Each style runs once untimed, then
 ``--repeats`` times with different seeds; the median and the ratio to the ``virtual`` style are printed (the ratio is
-the number to trust on a shared machine: all styles are timed side by side, interleaved). The load average is
-printed before and after.
+the number to trust on a shared machine: all styles are timed side by side, interleaved). The last row times an
+inserted light (:func:`hdr_core.augment.insert_light`, the ``insert_light`` augmentation made before a pair's LDR),
+interleaved the same way. The load average is printed before and after.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="1024x512")
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
+    from hdr_core.augment import draw_inserted_light, insert_light
     from hdr_core.looks import LDR_STYLES, make_ldr
     from hdr_core.resize import resize_to
 
@@ -51,17 +53,22 @@ def main(argv: list[str] | None = None) -> int:
         hdr = synthetic_panorama(h, w)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {w}x{h}, "
           f"{args.hdr or 'synthetic panorama'}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '')}")
-    times: dict[str, list[float]] = {s: [] for s in LDR_STYLES}
+    light = "inserted light (augment)"
+    times: dict[str, list[float]] = {s: [] for s in (*LDR_STYLES, light)}
     for s in LDR_STYLES:
         make_ldr(hdr, s, 0)
+    insert_light(hdr, draw_inserted_light(np.random.default_rng(0), (0.3, 0.75)))
     for k in range(args.repeats):
         for s in LDR_STYLES:
             t = time.perf_counter()
             make_ldr(hdr, s, k + 1)
             times[s].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        insert_light(hdr, draw_inserted_light(np.random.default_rng(k + 1), (0.3, 0.75)))
+        times[light].append(time.perf_counter() - t)
     ref = statistics.median(times["virtual"])
     print("| style | median ms | x virtual |\n|---|---|---|")
-    for s in LDR_STYLES:
+    for s in times:
         m = statistics.median(times[s])
         print(f"| {s} | {1000 * m:.0f} | {m / ref:.1f} |")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
