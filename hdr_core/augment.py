@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from hdr_core.color import LUMA_709
+from hdr_core.color import LUMA_709, luminance
 
 __all__ = ["rotate_azimuth", "flip_horizontal", "jitter_exposure", "jitter_white_balance", "random_pano_augment",
            "draw_pano_augment", "apply_pano_augment", "draw_inserted_light", "insert_light", "light_profile"]
@@ -256,8 +256,7 @@ def insert_light(pano, light: dict):
     h = t.shape[1]
     x = t.double()
     _, omega = _directions(h, x.device)
-    luma = torch.tensor(LUMA_709, dtype=x.dtype, device=x.device).view(3, 1, 1)
-    energy = ((x.clamp_min(0) * luma).sum(0) * omega).sum()  # a tensor: no device sync on a GPU
+    energy = (luminance(x.clamp_min(0), channel_axis=0) * omega).sum()  # a tensor: no device sync on a GPU
     s = float(light["share"])
     gains = torch.tensor(light["colour"], dtype=x.dtype, device=x.device).view(3, 1, 1)
     # a black (or non-finite) panorama has no light to take a share of: nothing is added
