@@ -1,8 +1,10 @@
-"""``python -m hdr_core.data fetch pmndrs|blender|polyhaven --out DIR``, ``python -m hdr_core.data manifest DIR`` and
+"""``python -m hdr_core.data fetch pmndrs|blender|polyhaven|open3d --out DIR``, ``python -m hdr_core.data manifest DIR`` and
 ``python -m hdr_core.data pack SOURCE... --out DIR [--height 256]`` (:mod:`hdr_core.data.pack`).
 
 ``fetch polyhaven`` takes ``--slugs a,b`` or ``--slugs-from MANIFEST`` (every ``polyhaven_slug`` in it) or ``--all``,
-and ``--res`` (default 1k) and ``--format`` (hdr or exr); see :mod:`hdr_core.data.polyhaven`.
+and ``--res`` (default 1k) and ``--format`` (hdr or exr); see :mod:`hdr_core.data.polyhaven`. ``fetch open3d`` takes
+``--wheel FILE`` (an open3d-cpu 0.20.0 wheel already on disk; default: ``pip download`` it); see
+:mod:`hdr_core.data.open3d`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hdr_core.data", description="HDR panorama data sets")
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="fetch a data set into a folder")
-    f.add_argument("source", choices=["pmndrs", "blender", "polyhaven"])
+    f.add_argument("source", choices=["pmndrs", "blender", "polyhaven", "open3d"])
     f.add_argument("--out", required=True)
     ph = f.add_argument_group("polyhaven")
     which = ph.add_mutually_exclusive_group()
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ph.add_argument("--delay", type=float, default=0.5, help="seconds between requests")
     ph.add_argument("--retries", type=int, default=4)
     ph.add_argument("--no-progress", action="store_true")
+    f.add_argument_group("open3d").add_argument("--wheel", default=None, metavar="FILE",
+                                                help="an open3d-cpu wheel already on disk (default: pip download it)")
     m = sub.add_parser("manifest", help="(re)write manifest.json for a folder of panoramas")
     m.add_argument("folder")
     m.add_argument("--source", default="user folder")
@@ -64,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             for p in fetch_polyhaven(args.out, slugs, all_hdris=args.all, res=args.res, fmt=args.format,
                                      api=args.api or API, delay=args.delay, retries=args.retries,
                                      progress=not args.no_progress):
+                print(p)
+        elif args.source == "open3d":
+            from hdr_core.data.open3d import fetch_open3d
+
+            for p in fetch_open3d(args.out, wheel=args.wheel):
                 print(p)
         elif args.source == "pmndrs":
             for p in fetch_pmndrs(args.out):

@@ -120,13 +120,15 @@ def panorama_stats(path: Path) -> dict:
             "median_luminance": float(np.median(lum)), "dynamic_range_stops": float(np.log2(max(lum.max(), lo) / lo))}
 
 
-def write_manifest(folder: str | Path, source: str, licence: str, split=lambda stem: "train/val") -> Path:
-    """Write ``folder/manifest.json`` describing every ``.hdr``/``.exr`` panorama in the folder."""
+def write_manifest(folder: str | Path, source: str, licence: str, split=lambda stem: "train/val",
+                   extra=lambda stem: {}) -> Path:
+    """Write ``folder/manifest.json`` describing every ``.hdr``/``.exr`` panorama in the folder (``extra(stem)``: more
+    fields for a file, e.g. its class and site group)."""
     folder = Path(folder)
     entries = []
     for f in panorama_files(folder):
         entries.append({"name": f.stem, "file": f.name, "source": source, "licence": licence,
-                        "split": split(f.stem), **panorama_stats(f)})
+                        "split": split(f.stem), **extra(f.stem), **panorama_stats(f)})
     path = folder / "manifest.json"
     atomic_write_text(path, json.dumps({"panoramas": entries}, indent=2))
     return path
