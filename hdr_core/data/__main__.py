@@ -1,5 +1,5 @@
-"""``python -m hdr_core.data fetch pmndrs|blender|polyhaven|open3d --out DIR``, ``python -m hdr_core.data manifest DIR`` and
-``python -m hdr_core.data pack SOURCE... --out DIR [--height 256]`` (:mod:`hdr_core.data.pack`).
+"""``python -m hdr_core.data fetch pmndrs|blender|polyhaven|open3d --out DIR``, ``python -m hdr_core.data manifest
+DIR`` and ``python -m hdr_core.data pack SOURCE... --out DIR [--height 256]`` (:mod:`hdr_core.data.pack`).
 
 ``fetch polyhaven`` takes ``--slugs a,b`` or ``--slugs-from MANIFEST`` (every ``polyhaven_slug`` in it) or ``--all``,
 and ``--res`` (default 1k) and ``--format`` (hdr or exr); see :mod:`hdr_core.data.polyhaven`. ``fetch open3d`` takes
