@@ -2,10 +2,10 @@
 
 Open3D's viewer ships its image-based-lighting environments inside the wheel, as Filament cube maps
 (``open3d/resources/<name>_skybox.ktx``): KTX 1 files of six 256x256 faces of ``GL_R11F_G11F_B10F`` packed floats
-(unsigned 11/11/10-bit floats: 6/6/5 mantissa bits, 5 exponent bits, at most 64512), in the OpenGL cube-map face
-order and orientation. Nine of them are real HDR panoramas, photographs of places with the light people light scenes
-with (:data:`SKYBOXES`): a sun over a coast, a sun through park trees, a sun in a street, street lamps and a lit
-skyline at night, two interiors lit by lamps and windows, a shaded park and an overcast square. ``default`` is a
+(unsigned 11/11/10-bit floats: 6/6/5 mantissa bits, 5 exponent bits, at most 65024 / 65024 / 64512), in the OpenGL
+cube-map face order and orientation. Nine of them are real HDR panoramas, photographs of places with the light people
+light scenes with (:data:`SKYBOXES`): a sun over a coast, a sun through park trees, a sun in a street, street lamps
+and a lit skyline at night, a lamp-lit interior, a colonnade, a shaded park and an overcast square. ``default`` is a
 synthetic grey gradient (peak 0.9) and is left out.
 
 Where Poly Haven cannot be reached, PyPI usually can: this module downloads the wheel with
@@ -16,8 +16,8 @@ site group, ``sun``, provenance, licence, notes). ``--wheel FILE`` uses a wheel 
 
 Licence: the wheel is MIT-licensed (Open3D); Open3D does not name the photographs' authors (the scenes look like
 Poly Haven's CC0 HDRIs). The project trains on them and redistributes neither the files nor anything derived from
-them but trained weights. Their peaks are clipped at the format's 64512 (the two suns at the top of the range);
-calibration (Eq. 1) makes their absolute scale irrelevant.
+them but trained weights. Two suns reach 64512, the largest value all three channels hold, and were clipped there
+(``crossroads``, ``park``); calibration (Eq. 1) makes the panoramas' absolute scale irrelevant.
 
 None is a public test scene or a same-site cousin of one, nor of a validation panorama: checked by content against
 the 8 test HDRIs, the 18 pmndrs and 35 ``hdri_extra`` panoramas (log-luminance signatures over every azimuth shift
@@ -47,7 +47,7 @@ SKYBOXES: dict[str, tuple[str, dict]] = {
     "crossroads": ("1329be5765c841d3009000451c4f8827978ccc54b074838b644cf986432829ae",
                    {"class": "outdoor", "sun": True,
                     "notes": ["a low sun in a narrow street crossing of Venice (not the lagoon promenade of the "
-                              "test set's sunset); the sun clipped at the format's 64512"]}),
+                              "test set's sunset); the sun clipped at 64512"]}),
     "hall": ("86d049ee7c2217fbfd0a7741b1cce9d90da3c03049159f6cdd70bf87710add8b",
              {"class": "indoor", "notes": ["a vaulted palace hall lit by wall lamps, a chandelier and windows"]}),
     "konzerthaus": ("2f57c55996e199ec3c258d92a50f13ccc0d233d672b5574e3ea145751e1bcdcf",
@@ -61,7 +61,7 @@ SKYBOXES: dict[str, tuple[str, dict]] = {
                                "plaza)"]}),
     "park": ("86227fb5ec25b44c13d0ca6c1f8eeca39523eabe903b0c5f790cc9d25790dba3",
              {"class": "outdoor", "sun": True,
-              "notes": ["a low sun through the trees of a park in autumn; the sun clipped at the format's 64512"]}),
+              "notes": ["a low sun through the trees of a park in autumn; the sun clipped at 64512"]}),
     "park2": ("319859a3585ce9a078e3046c98ad7629eb75d36d5daf171edc93e8b05bca93ce",
               {"class": "outdoor", "notes": ["under a large tree on a park path, bright overcast"]}),
     "pillars": ("c846c2f5c727aa4c0b0a27837f789f2906585f12e804f9cd90c15cea1c5131ce",
