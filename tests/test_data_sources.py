@@ -50,3 +50,25 @@ def test_extract_tarball_and_manifest(tmp_path):
 def test_blender_test_set_has_eight_panoramas(blender_hdri_path):
     files = blender_test_set()
     assert len(files) == 8 and all(f.is_file() for f in files)
+
+
+def test_similarity_sees_copies_through_turns_mirrors_and_exposure(tmp_path, capsys):
+    from hdr_core.data.__main__ import main as data_main
+    from hdr_core.data.similarity import SAME_IMAGE, signature, similarity
+
+    rng = np.random.default_rng(3)
+    a = np.exp(rng.normal(0, 2, (32, 64, 3))).astype(np.float32)
+    b = np.exp(rng.normal(0, 2, (32, 64, 3))).astype(np.float32)
+    copy = 8 * np.roll(a, 17, axis=1)[:, ::-1]  # turned, mirrored, 3 stops brighter
+    assert similarity(signature(copy), signature(a)) > 0.999
+    assert similarity(signature(a), signature(b)) < 0.3
+    write_exr(tmp_path / "a.exr", a)
+    write_exr(tmp_path / "b.exr", b)
+    (tmp_path / "new").mkdir()
+    write_exr(tmp_path / "new" / "copy.exr", copy, half=True)
+    assert data_main(["similar", str(tmp_path / "new"), "--against", str(tmp_path), "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{tmp_path / 'new' / 'copy.exr'}: {tmp_path / 'a.exr'} 1.000") and "SAME IMAGE?" in line
+    assert SAME_IMAGE < 1
+    assert data_main(["similar", str(tmp_path / "nothing-here")]) == 1
+    assert "nothing-here: no such file or folder" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """``python -m hdr_core.data fetch pmndrs|blender|polyhaven|open3d --out DIR``, ``python -m hdr_core.data manifest
-DIR`` and ``python -m hdr_core.data pack SOURCE... --out DIR [--height 256]`` (:mod:`hdr_core.data.pack`).
+DIR``, ``python -m hdr_core.data pack SOURCE... --out DIR [--height 256]`` (:mod:`hdr_core.data.pack`) and
+``python -m hdr_core.data similar NEW... --against REF... [--blender]`` (:mod:`hdr_core.data.similarity`).
 
 ``fetch polyhaven`` takes ``--slugs a,b`` or ``--slugs-from MANIFEST`` (every ``polyhaven_slug`` in it) or ``--all``,
 and ``--res`` (default 1k) and ``--format`` (hdr or exr); see :mod:`hdr_core.data.polyhaven`. ``fetch open3d`` takes
@@ -15,6 +16,29 @@ import sys
 from pathlib import Path
 
 from hdr_core.data.sources import blender_test_set, fetch_pmndrs, write_manifest
+
+
+def _files(paths: list[str]) -> list[Path]:
+    from hdr_core.data.splits import panorama_files
+
+    out = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ValueError(f"{p}: no such file or folder")
+        out += panorama_files(p) if p.is_dir() else [p]
+    return out
+
+
+def _similar(args) -> None:
+    from hdr_core.data.similarity import SAME_IMAGE, nearest
+
+    refs = _files(args.against) + (blender_test_set() if args.blender else [])
+    new = _files(args.new)
+    if not new or not refs:
+        raise ValueError("similar: give panoramas to check and some to compare them with (--against, --blender)")
+    for f, best in nearest(new, refs + new, top=args.top):
+        flag = "  SAME IMAGE?" if best and best[0][0] > SAME_IMAGE else ""
+        print(f"{f}: " + ", ".join(f"{r} {s:.3f}" for s, r in best) + flag)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,13 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("folder")
     m.add_argument("--source", default="user folder")
     m.add_argument("--licence", default="unknown")
+    s = sub.add_parser("similar", help="the most similar known panoramas of each new one (copies, test scenes)")
+    s.add_argument("new", nargs="+", help="folders (or files) of panoramas to check")
+    s.add_argument("--against", nargs="*", default=[], help="folders (or files) of panoramas to compare with")
+    s.add_argument("--blender", action="store_true", help="also compare with the public test set (installed bpy)")
+    s.add_argument("--top", type=int, default=3)
     k = sub.add_parser("pack", help="a compact half-float EXR copy of what training may use (split rules applied)")
     k.add_argument("sources", nargs="+", help="folders (or files) of HDR panoramas")
     k.add_argument("--out", required=True)
     k.add_argument("--height", type=int, default=256, help="panorama height (width 2x)")
     args = ap.parse_args(argv)
     try:
-        if args.cmd == "pack":
+        if args.cmd == "similar":
+            _similar(args)
+        elif args.cmd == "pack":
             from hdr_core.data.pack import pack_panoramas
 
             files = pack_panoramas(args.sources, args.out, args.height)
