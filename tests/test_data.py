@@ -285,6 +285,29 @@ def test_split_rules_by_slug_and_manifest(tmp_path):
         check_training_files([extra / "studio_small_05.hdr"])
 
 
+def test_a_copy_of_a_test_image_is_a_test_image_whatever_its_name(tmp_path, blender_hdri_path):
+    import cv2
+
+    from hdr_core.data.splits import same_image_as_test
+    from hdr_core.io import read_hdr, write_exr
+
+    forest = read_hdr(blender_hdri_path("forest"))
+    copy = 0.25 * np.roll(forest[:, ::-1], 200, axis=1)  # mirrored, turned, 2 stops darker
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    write_exr(mine / "my_walk.exr", cv2.resize(copy, (256, 128), interpolation=cv2.INTER_AREA), half=True)
+    other = np.exp(np.random.default_rng(0).normal(0, 1.5, (64, 128, 3))).astype(np.float32)
+    write_exr(mine / "other.exr", other)
+    files = [mine / "my_walk.exr", mine / "other.exr"]
+    bad = violations(files)
+    assert list(bad) == [mine / "my_walk.exr"]
+    assert bad[mine / "my_walk.exr"].startswith("the same image as test scene forest by content (score 0.99")
+    assert filter_training_files(files) == [mine / "other.exr"]
+    with pytest.raises(SplitViolation, match=r"my_walk\.exr: the same image as test scene forest"):
+        check_training_files(files)
+    assert same_image_as_test(mine / "no-such-file.exr") is None  # reading it later says what is wrong
+
+
 def _groups_file(tmp_path, groups):
     import yaml
 

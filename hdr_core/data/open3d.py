@@ -21,7 +21,7 @@ them but trained weights. Two suns reach 64512, the largest value all three chan
 
 None is a public test scene or a same-site cousin of one, nor of a validation panorama: checked by content against
 the 8 test HDRIs, the 18 pmndrs and 35 ``hdri_extra`` panoramas (``python -m hdr_core.data similar data/open3d
---against ../shared/data/hdri ../shared/data/hdri_extra --blender``: best score 0.88, against 1.00 for a copy) and by
+--against ../shared/data/hdri ../shared/data/hdri_extra --blender``: best score 0.86, against 1.00 for a copy) and by
 eye, side by side with the nearest ones (``docs/method-notes.md``).
 The files are prefixed ``open3d_`` so that none shares a name (and a default site group) with a pmndrs scene
 (``park``, ``hall``).

@@ -13,11 +13,18 @@ Poly Haven's *Studio Small* series (``studio_small_NN``) is one studio photograp
 (``studio_small_01``) even though its content differs, so the whole series counts as the test studio's site.
 
 Validation and training must also not share a site group (:func:`check_site_groups`).
+
+Names and slugs can be lost (a file renamed, a folder without a manifest), so a file is also checked by content,
+where ``bpy`` is installed: a panorama whose signature matches a test image's above
+:data:`hdr_core.data.similarity.SAME_IMAGE` (turned, mirrored, re-exposed, resized or re-encoded: a copy) is a test
+panorama whatever its name (:func:`same_image_as_test`). A second photograph of a test site is not caught that way;
+the name and slug rules above are for those.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 #: Blender's studio-light worlds: the public test set.
@@ -75,6 +82,46 @@ def test_site_of_slug(slug: str | None) -> str | None:
     return next((scene for pat, scene in TEST_SITE_SLUG_PATTERNS if pat.fullmatch(slug)), None)
 
 
+@lru_cache(maxsize=1)
+def _test_signatures() -> tuple[tuple[str, object], ...]:
+    """The public test set's content signatures, from the installed ``bpy`` (none without it)."""
+    from hdr_core.data.similarity import signature
+    from hdr_core.data.sources import blender_studiolights_dir
+    from hdr_core.io import read_hdr
+
+    folder = blender_studiolights_dir()
+    if folder is None:
+        return ()
+    return tuple((name, signature(read_hdr(folder / f"{name}.exr"))) for name in BLENDER_TEST_SCENES
+                 if (folder / f"{name}.exr").is_file())
+
+
+@lru_cache(maxsize=4096)
+def _signature(path: str, mtime_ns: int, size: int):
+    from hdr_core.data.similarity import signature
+    from hdr_core.io import read_hdr
+
+    return signature(read_hdr(path))
+
+
+def same_image_as_test(path: str | Path) -> tuple[str, float] | None:
+    """``(test scene, score)`` if ``path`` holds a copy of a public test image (content score above
+    :data:`hdr_core.data.similarity.SAME_IMAGE`), else None; None too without ``bpy`` or for an unreadable file
+    (reading it later says what is wrong)."""
+    from hdr_core.data.similarity import SAME_IMAGE, similarity
+
+    tests = _test_signatures()
+    if not tests:
+        return None
+    try:
+        st = Path(path).stat()
+        sig = _signature(str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    except (OSError, ValueError):
+        return None
+    score, name = max((similarity(sig, t), n) for n, t in tests)
+    return (name, score) if score > SAME_IMAGE else None
+
+
 def violations(paths: list[Path]) -> dict[Path, str]:
     """Every file that must not be trained or validated on, with the reason."""
     from hdr_core.data.catalog import entries_for
@@ -103,6 +150,9 @@ def violations(paths: list[Path]) -> dict[Path, str]:
                 out[f] = f"Poly Haven {slug} shares its site with test scene {scene}"
             elif str(e.get("split", "")).startswith("test"):
                 out[f] = f"its manifest marks it as {e['split']!r}"
+            elif (copy := same_image_as_test(f)) is not None:
+                out[f] = (f"the same image as test scene {copy[0]} by content (score {copy[1]:.3f}, "
+                          "hdr_core.data.similarity)")
     return out
 
 
