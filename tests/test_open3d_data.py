@@ -3,6 +3,7 @@ fetch itself, on small cube maps built here (the real wheel is 105 MB and needs 
 
 import hashlib
 import json
+import os
 import struct
 import zipfile
 
@@ -83,6 +84,12 @@ def test_read_ktx_cubemap_round_trip_and_clear_errors():
     other[28:32] = struct.pack("<I", 0x881B)  # GL_RGB16F
     with pytest.raises(ValueError, match="x.ktx: pixel format 0x881B is not GL_R11F_G11F_B10F"):
         o3d.read_ktx_cubemap(bytes(other), "x.ktx")
+    spec_type = bytearray(good)
+    spec_type[16:20] = struct.pack("<I", 0x8C3B)  # the KTX spec's glType for this format (Filament writes 0x8C3A)
+    np.testing.assert_array_equal(o3d.read_ktx_cubemap(bytes(spec_type)), faces)
+    spec_type[16:20] = struct.pack("<I", 0x1406)  # GL_FLOAT
+    with pytest.raises(ValueError, match="x.ktx: pixel type 0x1406 is not GL_UNSIGNED_INT_10F_11F_11F_REV"):
+        o3d.read_ktx_cubemap(bytes(spec_type), "x.ktx")
     with pytest.raises(ValueError, match="x.ktx: truncated"):
         o3d.read_ktx_cubemap(good[:-10], "x.ktx")
     nan = bytearray(good)
@@ -114,13 +121,13 @@ def test_cube_to_equirect_puts_every_direction_where_it_belongs():
     pano = o3d.cube_to_equirect(faces, h)
     assert pano.shape == (h, 2 * h, 3)
     d = pano_directions(h)[0].numpy()
-    want = f(d[..., 1], d[..., 2], d[..., 0])  # GL (X, Y, Z) = (y, z, x) of the project's directions
+    want = f(-d[..., 1], d[..., 2], d[..., 0])  # GL (X, Y, Z) = (-y, z, x): cmgen's mirror undone
     assert np.abs(pano - want).max() < 0.03
     # and the faces land where the convention says: +Y (GL up) at the top row, -Y at the bottom, +Z at azimuth 0
     labels = np.broadcast_to(np.arange(1, 7, dtype=np.float32)[:, None, None, None], (6, n, n, 3))
     lab = o3d.cube_to_equirect(labels, h)[..., 0]
     assert np.all(lab[0] == 3) and np.all(lab[-1] == 4)
-    assert lab[h // 2, 0] == 5 and lab[h // 2, h // 2] == 1 and lab[h // 2, h] == 6 and lab[h // 2, 3 * h // 2] == 2
+    assert lab[h // 2, 0] == 5 and lab[h // 2, h // 2] == 2 and lab[h // 2, h] == 6 and lab[h // 2, 3 * h // 2] == 1
 
 
 def _wheel(tmp_path, skyboxes: dict[str, np.ndarray], name="open3d_cpu-0.20.0-py3-none-any.whl"):
@@ -167,6 +174,25 @@ def test_fetch_writes_panoramas_and_a_manifest_and_is_idempotent(tmp_path, two_s
     assert {f: f.stat().st_mtime_ns for f in files} == before
 
 
+def test_fetch_into_a_folder_with_other_panoramas_keeps_their_entries(tmp_path, two_skyboxes):
+    from hdr_core.io import write_hdr
+
+    out = tmp_path / "mixed"
+    out.mkdir()
+    write_hdr(out / "studio_small_05.hdr", np.full((8, 16, 3), 0.5, np.float32))
+    theirs = {"name": "studio_small_05", "file": "studio_small_05.hdr", "class": "indoor",
+              "site_group": "studio_small", "polyhaven_slug": "studio_small_05", "licence": "CC0-1.0 (Poly Haven)"}
+    (out / "manifest.json").write_text(json.dumps([theirs]))
+    files = o3d.fetch_open3d(out, wheel=_wheel(tmp_path, two_skyboxes), height=16)
+    rows = json.loads((out / "manifest.json").read_text())["panoramas"]
+    assert rows[0] == theirs and [r["file"] for r in rows[1:]] == ["open3d_lamp.exr", "open3d_sunny.exr"]
+    bad = violations(sorted(out.glob("*.[eh][xd]r")))
+    assert list(bad) == [out / "studio_small_05.hdr"]  # the slug rule still sees the test studio's series
+    o3d.fetch_open3d(out, wheel=None, height=16)  # again: nothing is downloaded, the entries stay
+    assert json.loads((out / "manifest.json").read_text())["panoramas"] == rows
+    assert files == sorted(out.glob("open3d_*.exr"))
+
+
 def test_fetch_refuses_other_files_and_says_which(tmp_path, two_skyboxes, capsys):
     changed = dict(two_skyboxes, lamp=two_skyboxes["lamp"] * 2)
     wheel = _wheel(tmp_path, changed)
@@ -198,3 +224,12 @@ def test_the_real_table_describes_nine_photographs():
     assert all(len(sha) == 64 and meta["class"] in ("indoor", "outdoor", "night") and meta["notes"]
                for sha, meta in o3d.SKYBOXES.values())
     assert sorted(k for k, (_, m) in o3d.SKYBOXES.items() if m.get("sun")) == ["brightday", "crossroads", "park"]
+
+
+@pytest.mark.skipif(not os.environ.get("LANET_OPEN3D_WHEEL"), reason="set LANET_OPEN3D_WHEEL to an open3d wheel")
+def test_a_real_wheel_holds_the_nine_checked_files(tmp_path):
+    """Opt-in (the wheel is 105 MB): ``LANET_OPEN3D_WHEEL=FILE.whl pytest tests/test_open3d_data.py``."""
+    sky = o3d.skyboxes_from_wheel(os.environ["LANET_OPEN3D_WHEEL"])
+    assert sorted(sky) == sorted(o3d.SKYBOXES) and all(f.shape == (6, 256, 256, 3) for f in sky.values())
+    pano = o3d.cube_to_equirect(sky["park"], 64)
+    assert pano[:32].mean() > pano[32:].mean()  # the sky is up

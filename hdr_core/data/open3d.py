@@ -30,6 +30,7 @@ The files are prefixed ``open3d_`` so that none shares a name (and a default sit
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 import subprocess
 import sys
@@ -77,6 +78,7 @@ LICENCE = "MIT (the open3d wheel; Open3D does not name the photographs' authors)
 
 _KTX_MAGIC = b"\xabKTX 11\xbb\r\n\x1a\n"
 _R11F_G11F_B10F = 0x8C3A
+_PACKED_TYPES = (0x8C3B, 0x8C3A)
 
 
 def unpack_r11g11b10f(words: np.ndarray) -> np.ndarray:
@@ -110,8 +112,10 @@ def read_ktx_cubemap(data: bytes, name: str = "<ktx>") -> np.ndarray:
         raise ValueError(f"{name}: big-endian KTX files are not supported")
     (gl_type, _type_size, _fmt, internal, _base, w, h, depth, layers, faces, _mips,
      kv_bytes) = struct.unpack("<12I", data[16:64])
-    if internal != _R11F_G11F_B10F or gl_type != _R11F_G11F_B10F:
+    if internal != _R11F_G11F_B10F:
         raise ValueError(f"{name}: pixel format 0x{internal:04X} is not GL_R11F_G11F_B10F (0x8C3A)")
+    if gl_type not in _PACKED_TYPES:  # the KTX spec says 0x8C3B; Filament writes the format's 0x8C3A
+        raise ValueError(f"{name}: pixel type 0x{gl_type:04X} is not GL_UNSIGNED_INT_10F_11F_11F_REV (0x8C3B)")
     if faces != 6 or w != h or w == 0 or depth > 1 or layers > 0:
         raise ValueError(f"{name}: not a square cube map (faces {faces}, {w}x{h}, depth {depth}, layers {layers})")
     off = 64 + kv_bytes
@@ -132,15 +136,17 @@ def cube_to_equirect(faces: np.ndarray, height: int) -> np.ndarray:
     """Resample an OpenGL cube map (``(6, n, n, C)``, :func:`read_ktx_cubemap`) to an ``h x 2h`` panorama.
 
     The panorama is in the project's convention (:func:`hdr_core.lighting.pano_directions`: row 0 at the zenith,
-    ``z`` up); the cube map's frame is OpenGL's (``+Y`` up), with GL ``(X, Y, Z) = (y, z, x)``, a rotation, so
-    nothing is mirrored. Each pixel is a bilinear sample of its face, clamped at the face's edge.
+    ``z`` up); the cube map's frame is OpenGL's (``+Y`` up), looked up at GL ``(X, Y, Z) = (-y, z, x)``: a
+    reflection, which undoes the mirror Filament's cmgen puts into the cube maps it makes ("we mirror by default",
+    its source says; the Bund's skyline in ``nightlights`` comes out as it stands only this way). Each pixel is a
+    bilinear sample of its face, clamped at the face's edge.
     """
     from hdr_core.lighting import pano_directions
 
     faces = np.asarray(faces, dtype=np.float32)
     n = faces.shape[1]
     d = pano_directions(height)[0].numpy()
-    gx, gy, gz = d[..., 1], d[..., 2], d[..., 0]
+    gx, gy, gz = -d[..., 1], d[..., 2], d[..., 0]
     ax, ay, az = np.abs(gx), np.abs(gy), np.abs(gz)
     # The GL face selection and its (sc, tc) per face (OpenGL 4.6, table 8.19).
     face = np.where((ax >= ay) & (ax >= az), np.where(gx > 0, 0, 1),
@@ -159,10 +165,14 @@ def cube_to_equirect(faces: np.ndarray, height: int) -> np.ndarray:
 
 
 def download_wheel(dest: str | Path, version: str = WHEEL_VERSION, python: str = sys.executable) -> Path:
-    """``pip download open3d-cpu==version --no-deps`` into ``dest``; the wheel's path."""
+    """``pip download open3d-cpu==version --no-deps`` into ``dest``; the wheel's path.
+
+    Always the Linux x86-64 CPython 3.11 wheel, whatever this machine is: only its resource files are read, and
+    every build holds the same ones (checked by their SHA-256)."""
     dest = Path(dest)
     cmd = [python, "-m", "pip", "download", f"{WHEEL_PACKAGE}=={version}", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "-q", "-d", str(dest)]
+           "--platform", "manylinux_2_35_x86_64", "--python-version", "3.11", "--implementation", "cp",
+           "--abi", "cp311", "--disable-pip-version-check", "-q", "-d", str(dest)]
     res = subprocess.run(cmd, capture_output=True, text=True)
     wheels = sorted(dest.glob("open3d*.whl"))
     if res.returncode != 0 or not wheels:
@@ -199,9 +209,9 @@ def fetch_open3d(out_dir: str | Path, wheel: str | Path | None = None, height: i
     """Write the nine panoramas as ``out_dir/open3d_<name>.exr`` (``height x 2 height`` half-float EXR) and
     ``manifest.json``; download the wheel unless ``wheel`` is given.
 
-    Idempotent: panoramas already there are kept (and the wheel not downloaded if all are).
+    Idempotent: panoramas already there are kept (and the wheel not downloaded if all are). The folder may hold
+    other panoramas: their manifest entries are kept as they are, only the ``open3d_*`` ones are (re)written.
     """
-    from hdr_core.data.sources import write_manifest
     from hdr_core.io import write_exr
 
     out = Path(out_dir)
@@ -213,13 +223,22 @@ def fetch_open3d(out_dir: str | Path, wheel: str | Path | None = None, height: i
             for name, faces in skyboxes_from_wheel(whl, todo).items():
                 write_exr(out / f"{PREFIX}{name}.exr", cube_to_equirect(faces, height), half=True)
 
-    def fields(stem: str) -> dict:
-        name = stem[len(PREFIX):]
-        if not stem.startswith(PREFIX) or name not in SKYBOXES:
-            return {}  # someone else's file in the folder: described like any user panorama
-        return {"set": "open3d", "site_group": stem, "source_file": f"open3d/resources/{name}_skybox.ktx",
-                "source_sha256": SKYBOXES[name][0], **SKYBOXES[name][1]}
-
-    write_manifest(out, source=f"PyPI {WHEEL_PACKAGE}=={version} wheel (Filament cube maps of Open3D's viewer)",
-                   licence=LICENCE, extra=fields)
+    _merge_manifest(out, version)
     return sorted(out / f"{PREFIX}{n}.exr" for n in SKYBOXES)
+
+
+def _merge_manifest(out: Path, version: str) -> Path:
+    """(Re)write the nine panoramas' entries of ``out/manifest.json``, keeping every other entry as it is."""
+    from hdr_core.checkpoint import atomic_write_text
+    from hdr_core.data.catalog import MANIFEST, _rows
+    from hdr_core.data.sources import manifest_entry
+
+    path = out / MANIFEST
+    ours = {f"{PREFIX}{n}.exr": n for n in SKYBOXES}
+    kept = [r for r in _rows(path) if r["file"] not in ours] if path.is_file() else []
+    source = f"PyPI {WHEEL_PACKAGE}=={version} wheel (Filament cube maps of Open3D's viewer)"
+    new = [manifest_entry(out / f, source, LICENCE, set="open3d", site_group=Path(f).stem,
+                          source_file=f"open3d/resources/{n}_skybox.ktx", source_sha256=SKYBOXES[n][0],
+                          **SKYBOXES[n][1]) for f, n in sorted(ours.items())]
+    atomic_write_text(path, json.dumps({"panoramas": kept + new}, indent=2))
+    return path

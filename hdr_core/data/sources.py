@@ -120,15 +120,16 @@ def panorama_stats(path: Path) -> dict:
             "median_luminance": float(np.median(lum)), "dynamic_range_stops": float(np.log2(max(lum.max(), lo) / lo))}
 
 
-def write_manifest(folder: str | Path, source: str, licence: str, split=lambda stem: "train/val",
-                   extra=lambda stem: {}) -> Path:
-    """Write ``folder/manifest.json`` describing every ``.hdr``/``.exr`` panorama in the folder (``extra(stem)``: more
-    fields for a file, e.g. its class and site group)."""
+def manifest_entry(path: Path, source: str, licence: str, split: str = "train/val", **fields) -> dict:
+    """One panorama's manifest entry: name, file, source, licence, split, ``fields`` and :func:`panorama_stats`."""
+    return {"name": path.stem, "file": path.name, "source": source, "licence": licence, "split": split, **fields,
+            **panorama_stats(path)}
+
+
+def write_manifest(folder: str | Path, source: str, licence: str, split=lambda stem: "train/val") -> Path:
+    """Write ``folder/manifest.json`` describing every ``.hdr``/``.exr`` panorama in the folder."""
     folder = Path(folder)
-    entries = []
-    for f in panorama_files(folder):
-        entries.append({"name": f.stem, "file": f.name, "source": source, "licence": licence,
-                        "split": split(f.stem), **extra(f.stem), **panorama_stats(f)})
+    entries = [manifest_entry(f, source, licence, split(f.stem)) for f in panorama_files(folder)]
     path = folder / "manifest.json"
     atomic_write_text(path, json.dumps({"panoramas": entries}, indent=2))
     return path
