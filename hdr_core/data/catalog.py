@@ -76,6 +76,22 @@ def _rows(path: Path) -> list[dict]:
     return rows
 
 
+def manifest_rows(folder: str | Path) -> dict[str, dict]:
+    """The raw entries of ``folder/manifest.json`` keyed by file name (none without a manifest), for a fetcher that
+    updates its own files' entries and keeps everyone else's (:func:`write_manifest_rows`)."""
+    path = Path(folder) / MANIFEST
+    return {r["file"]: r for r in _rows(path)} if path.is_file() else {}
+
+
+def write_manifest_rows(folder: str | Path, rows: dict[str, dict]) -> Path:
+    """Write ``rows`` (:func:`manifest_rows`' form) as ``folder/manifest.json``, sorted by file, atomically."""
+    from hdr_core.checkpoint import atomic_write_text
+
+    path = Path(folder) / MANIFEST
+    atomic_write_text(path, json.dumps(sorted(rows.values(), key=lambda e: e["file"]), indent=1))
+    return path
+
+
 def is_pmndrs_name_set(stems: set[str]) -> bool:
     """True when a folder's panoramas are (a subset of, at least 3 of) the 18 pmndrs scenes, judged by names."""
     return len(stems) >= 3 and stems <= set(PMNDRS_CATALOG)

@@ -30,7 +30,6 @@ The files are prefixed ``open3d_`` so that none shares a name (and a default sit
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 import subprocess
 import sys
@@ -229,16 +228,14 @@ def fetch_open3d(out_dir: str | Path, wheel: str | Path | None = None, height: i
 
 def _merge_manifest(out: Path, version: str) -> Path:
     """(Re)write the nine panoramas' entries of ``out/manifest.json``, keeping every other entry as it is."""
-    from hdr_core.checkpoint import atomic_write_text
-    from hdr_core.data.catalog import MANIFEST, _rows
+    from hdr_core.data.catalog import manifest_rows, write_manifest_rows
     from hdr_core.data.sources import manifest_entry
 
-    path = out / MANIFEST
-    ours = {f"{PREFIX}{n}.exr": n for n in SKYBOXES}
-    kept = [r for r in _rows(path) if r["file"] not in ours] if path.is_file() else []
+    rows = manifest_rows(out)
     source = f"PyPI {WHEEL_PACKAGE}=={version} wheel (Filament cube maps of Open3D's viewer)"
-    new = [manifest_entry(out / f, source, LICENCE, set="open3d", site_group=Path(f).stem,
-                          source_file=f"open3d/resources/{n}_skybox.ktx", source_sha256=SKYBOXES[n][0],
-                          **SKYBOXES[n][1]) for f, n in sorted(ours.items())]
-    atomic_write_text(path, json.dumps({"panoramas": kept + new}, indent=2))
-    return path
+    for n in SKYBOXES:
+        f = out / f"{PREFIX}{n}.exr"
+        rows[f.name] = manifest_entry(f, source, LICENCE, set="open3d", site_group=f.stem,
+                                      source_file=f"open3d/resources/{n}_skybox.ktx", source_sha256=SKYBOXES[n][0],
+                                      **SKYBOXES[n][1])
+    return write_manifest_rows(out, rows)

@@ -38,8 +38,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from hdr_core.checkpoint import atomic_write_text
-
 API = "https://api.polyhaven.com"
 USER_AGENT = "lanet-hdr/0.1 (HDR panorama research code; fetch polyhaven)"
 LICENCE = "CC0-1.0 (Poly Haven)"
@@ -269,12 +267,9 @@ def fetch_polyhaven(out: str | Path, slugs: list[str] | None = None, all_hdris: 
         if not all(k in spec for k in ("url", "size", "md5")):
             raise FetchError(f"{slug}: the API's {res} {fmt} record lacks url/size/md5")
         specs[slug] = spec
-    manifest_path = out / "manifest.json"
-    entries = {}
-    if manifest_path.is_file():
-        from hdr_core.data.catalog import _rows
+    from hdr_core.data.catalog import manifest_rows, write_manifest_rows
 
-        entries = {r["file"]: r for r in _rows(manifest_path)}
+    entries = manifest_rows(out)
     paths, done = [], 0
     total = sum(int(s["size"]) for s in specs.values())
     with tqdm(total=total, unit="B", unit_scale=True, disable=not progress, desc="polyhaven") as bar:
@@ -287,5 +282,5 @@ def fetch_polyhaven(out: str | Path, slugs: list[str] | None = None, all_hdris: 
             bar.refresh()
             paths.append(dest)
             entries[dest.name] = _entry(slug, infos[slug], dest, spec, res)
-            atomic_write_text(manifest_path, json.dumps(sorted(entries.values(), key=lambda e: e["file"]), indent=1))
+            write_manifest_rows(out, entries)
     return paths
