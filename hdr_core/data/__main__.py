@@ -18,22 +18,12 @@ from pathlib import Path
 from hdr_core.data.sources import blender_test_set, fetch_pmndrs, write_manifest
 
 
-def _files(paths: list[str]) -> list[Path]:
-    from hdr_core.data.splits import panorama_files
-
-    out = []
-    for p in map(Path, paths):
-        if not p.exists():
-            raise ValueError(f"{p}: no such file or folder")
-        out += panorama_files(p) if p.is_dir() else [p]
-    return out
-
-
 def _similar(args) -> None:
+    from hdr_core.data.pairs import find_hdr_files
     from hdr_core.data.similarity import SAME_IMAGE, nearest
 
-    refs = _files(args.against) + (blender_test_set() if args.blender else [])
-    new = _files(args.new)
+    refs = find_hdr_files(args.against) + (blender_test_set() if args.blender else [])
+    new = find_hdr_files(args.new)
     if not new or not refs:
         raise ValueError("similar: give panoramas to check and some to compare them with (--against, --blender)")
     for f, best in nearest(new, refs + new, top=args.top):
