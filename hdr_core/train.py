@@ -726,23 +726,38 @@ def validation_setup(cfg: TrainConfig, val_files: list[Path]) -> dict:
             "pairs_per_style": cfg.eval_batches * cfg.batch_size, "balanced": bool(cfg.val_balanced), "pairs": pairs}
 
 
+def training_device(name: str, local_rank: int, cuda_available: bool) -> torch.device:
+    """The device a process trains on: ``auto`` is CUDA when there is one, else the CPU; a CUDA device without an
+    index (``cuda``) is this process's GPU, ``cuda:<local_rank>`` (``torch.cuda.set_device`` needs the index, and
+    each torchrun rank its own GPU); an explicit index is kept."""
+    if name == "auto":
+        name = "cuda" if cuda_available else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
+def process_group_backend(device_type: str) -> str:
+    """The ``torch.distributed`` backend for training on ``device_type``: gloo on the CPU; on CUDA, NCCL for the
+    device tensors (gradients, SyncBatchNorm) and gloo for the CPU ones (the validation means of
+    :func:`hdr_core.distributed.all_reduce_means`), which NCCL alone refuses."""
+    return "cuda:nccl,cpu:gloo" if device_type == "cuda" else "gloo"
+
+
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_config(argv)
 
     # --- distributed and device -------------------------------------------------------------------
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if cfg.device == "auto":
-        device_type = "cuda" if torch.cuda.is_available() else "cpu"
-    else:
-        device_type = cfg.device.split(":")[0]
+    device_type = training_device(cfg.device, 0, torch.cuda.is_available()).type
     if ddp:
-        torch.distributed.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+        torch.distributed.init_process_group(backend=process_group_backend(device_type))
         rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     else:
         rank, world, local_rank = 0, 1, 0
-    device = torch.device(f"cuda:{local_rank}" if device_type == "cuda" and cfg.device == "auto" else
-                          (cfg.device if cfg.device != "auto" else "cpu"))
+    device = training_device(cfg.device, local_rank, torch.cuda.is_available())
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest kernels

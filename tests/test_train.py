@@ -599,3 +599,21 @@ def test_amp_on_a_cpu_without_bf16_hardware_says_so():
     assert amp_note(parse_config(["--data", "x"]), cpu, native_bf16=False) is None  # fp32: nothing to say
     assert amp_note(amp, torch.device("cuda"), native_bf16=False) is None  # GPUs choose their own type
     assert cpu_has_native_bf16() in (True, False, None)
+
+
+def test_each_process_trains_on_its_own_indexed_device():
+    """``--device cuda`` names no GPU: each torchrun rank takes ``cuda:<local rank>`` (``torch.cuda.set_device``
+    refuses a CUDA device without an index); on CUDA the process group sends CPU tensors (the validation means)
+    through gloo, which NCCL alone refuses."""
+    from torch.distributed.distributed_c10d import BackendConfig
+
+    from hdr_core.train import process_group_backend, training_device
+
+    assert training_device("cuda", 3, cuda_available=True) == torch.device("cuda", 3)
+    assert training_device("cuda:1", 3, cuda_available=True) == torch.device("cuda", 1)  # an explicit index stays
+    assert training_device("auto", 2, cuda_available=True) == torch.device("cuda", 2)
+    assert training_device("auto", 2, cuda_available=False) == torch.device("cpu")
+    assert training_device("cpu", 1, cuda_available=True) == torch.device("cpu")
+    backends = BackendConfig(torch.distributed.Backend(process_group_backend("cuda"))).get_device_backend_map()
+    assert backends == {"cuda": "nccl", "cpu": "gloo"}
+    assert process_group_backend("cpu") == "gloo"
