@@ -48,12 +48,24 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+#: safetensors' file = an 8-byte length + a JSON header (padded to 8 bytes) + the tensors' bytes. A shard's size
+#: counts the header too (a shard limit is usually a file-size limit); these bound it from above.
+_HEADER_BASE = 8 + 8 + 2
+
+
+def _header_bytes(name: str, t) -> int:
+    """An upper bound on a tensor's entry in a safetensors header:
+    ``"name":{"dtype":"BF16","shape":[...],"data_offsets":[start,end]},`` (offsets of at most 20 digits each)."""
+    return len(json.dumps(name)) + 21 * t.dim() + 80
+
+
 def save_model(folder: str | Path, model, extra: dict | None = None, max_shard_bytes: int = 0,
                dtype=None) -> Path:
     """Save ``model`` (a registered hdr_core model) as ``folder/model.safetensors`` + ``folder/model.json``; with
-    ``max_shard_bytes`` and more weights than that, as shards of at most that size (a tensor never splits: one larger
-    than the limit gets a shard of its own). ``dtype`` (e.g. ``torch.float16``, half the bytes of a shipped model)
-    stores every floating-point tensor in that type; loading casts back to the model's own (``load_state_dict``)."""
+    ``max_shard_bytes`` and more weights than that, as shard files of at most that size, header included (a tensor
+    never splits: one larger than the limit gets a shard of its own). ``dtype`` (e.g. ``torch.float16``, half the
+    bytes of a shipped model) stores every floating-point tensor in that type; loading casts back to the model's own
+    (``load_state_dict``)."""
     from safetensors.torch import save
 
     folder = Path(folder)
@@ -64,16 +76,17 @@ def save_model(folder: str | Path, model, extra: dict | None = None, max_shard_b
     for old in [folder / INDEX, *folder.glob("model-*-of-*.safetensors")]:  # a previous save's other layout
         old.unlink(missing_ok=True)
     total = sum(v.numel() * v.element_size() for v in state.values())
-    if not max_shard_bytes or total <= max_shard_bytes:
+    one_file = _HEADER_BASE + total + sum(_header_bytes(k, v) for k, v in state.items())
+    if not max_shard_bytes or one_file <= max_shard_bytes:
         atomic_write_bytes(folder / WEIGHTS, save(state))
     else:
         shards: list[dict] = [{}]
-        size = 0
+        size = _HEADER_BASE
         for k, v in state.items():
-            n = v.numel() * v.element_size()
+            n = v.numel() * v.element_size() + _header_bytes(k, v)  # the file holds the tensor and its header entry
             if shards[-1] and size + n > max_shard_bytes:
                 shards.append({})
-                size = 0
+                size = _HEADER_BASE
             shards[-1][k] = v
             size += n
         weight_map = {}

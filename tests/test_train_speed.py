@@ -1,6 +1,7 @@
 """The training speed-ups (docs/benchmarks.md): the exact ones give the same bits, the options stay close; the GPU
 run's pieces (data pack, sharded model, time limit, scripts/train_gpu.sh) on CPU."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -265,6 +266,8 @@ def test_the_network_compiles_as_one_graph_and_trains_like_eager():
 
 
 def test_sharded_checkpoints_load_like_one_file(tmp_path):
+    from safetensors.torch import load_file
+
     from hdr_core.checkpoint import INDEX, WEIGHTS, load_model, save_model, weight_files
 
     torch.manual_seed(0)
@@ -275,9 +278,16 @@ def test_sharded_checkpoints_load_like_one_file(tmp_path):
     save_model(shards, net, max_shard_bytes=limit)
     files = weight_files(shards)
     assert len(files) > 2 and not (shards / WEIGHTS).exists() and (shards / INDEX).is_file()
-    assert all(f.stat().st_size <= limit + 2**14 for f in files)  # a shard: <= the limit plus its JSON header
+    sizes = [f.stat().st_size for f in files]
+    assert max(sizes) <= limit + 2**10  # a shard holding only the largest tensor: the limit plus its header entry
+    assert all(s <= limit for f, s in zip(files, sizes) if len(load_file(f)) > 1)  # the rest: header included
     a, b = load_model(one).state_dict(), load_model(shards).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # a limit the first tensors' bytes fill exactly: their shard's header must not push the file over it
+    nbytes = [v.numel() * v.element_size() for v in net.state_dict().values()]
+    exact = next(s for s in itertools.accumulate(nbytes) if s >= max(nbytes))
+    save_model(tmp_path / "exact", net, max_shard_bytes=exact)
+    assert all(f.stat().st_size <= exact for f in weight_files(tmp_path / "exact") if len(load_file(f)) > 1)
     save_model(shards, net)  # saved again as one file: the old shards go
     assert weight_files(shards) == [shards / WEIGHTS] and not list(shards.glob("model-*"))
 
