@@ -6,7 +6,8 @@ absent.
 
 * EXR files go through the ``OpenEXR`` package, except inside a Blender *binary* (``bpy.app.binary_path`` set):
   there the package's OpenEXR library clashes with the one Blender links (Debian's Blender 3.4 segfaults reading
-  and fails writing), so OpenCV's built-in EXR codec is used. ``HDR_CORE_EXR_BACKEND=openexr|opencv`` forces one.
+  and fails writing), so OpenCV's built-in EXR codec is used; so it is where the package is not installed (a GPU
+  machine's own Python). ``HDR_CORE_EXR_BACKEND=openexr|opencv`` forces one.
 
 * Readers detect the format by its magic bytes, not by the file name. LDR files give display values scaled to
   [0, 1] (not linearised); HDR files give linear values with NaN/Inf repaired (and a warning) and negatives
@@ -59,14 +60,23 @@ def _why(e: BaseException) -> str:
 
 
 def exr_backend() -> str:
-    """The EXR codec: ``HDR_CORE_EXR_BACKEND`` if set, else ``opencv`` inside a Blender binary, else ``openexr``."""
+    """The EXR codec: ``HDR_CORE_EXR_BACKEND`` if set, else ``opencv`` inside a Blender binary or where the ``OpenEXR``
+    package is not installed, else ``openexr``."""
     forced = os.environ.get("HDR_CORE_EXR_BACKEND", "").strip().lower()
     if forced:
         if forced not in EXR_BACKENDS:
             raise ValueError(f"HDR_CORE_EXR_BACKEND={forced!r}: expected one of {', '.join(EXR_BACKENDS)}")
         return forced
     bpy = sys.modules.get("bpy")
-    return "opencv" if bpy is not None and getattr(getattr(bpy, "app", None), "binary_path", "") else "openexr"
+    if bpy is not None and getattr(getattr(bpy, "app", None), "binary_path", ""):
+        return "opencv"
+    return "openexr" if _has_openexr() else "opencv"  # e.g. a GPU machine's image without the OpenEXR package
+
+
+def _has_openexr() -> bool:
+    import importlib.util
+
+    return "OpenEXR" in sys.modules or importlib.util.find_spec("OpenEXR") is not None
 
 
 def _ext_format(path: str) -> str | None:

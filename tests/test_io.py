@@ -446,6 +446,12 @@ def test_exr_backend_choice(monkeypatch):
     assert io.exr_backend() == "openexr"  # the bpy module (pip wheel): no clash
     monkeypatch.setitem(sys.modules, "bpy", types.SimpleNamespace(app=types.SimpleNamespace(binary_path="/b/blender")))
     assert io.exr_backend() == "opencv"  # inside a Blender binary
+    monkeypatch.delitem(sys.modules, "bpy")
+    has_openexr = io._has_openexr
+    monkeypatch.setattr(io, "_has_openexr", lambda: False)
+    assert io.exr_backend() == "opencv"  # a Python without the OpenEXR package (a GPU machine's image)
+    monkeypatch.setattr(io, "_has_openexr", has_openexr)
+    assert has_openexr() and io.exr_backend() == "openexr"  # this one has it
     monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "OpenEXR")
     assert io.exr_backend() == "openexr"
     monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "imageio")

@@ -369,8 +369,9 @@ def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
             "--crop-size", "32", "--store-height", "32", "--pano-height", "32", "--pair-pool", "3", "--workers", "0",
             "--val-groups-file", "", "--val-scenes", "v0", "--eval-every", "2", "--eval-batches", "1",
             "--max-shard-mib", "4"]
-    env = {**os.environ, "PY": sys.executable, "DATA": str(pack), "OUT": str(out),
-           "OMP_NUM_THREADS": "1"}
+    sent = tmp_path / "sent"  # MODEL_TO: e.g. the folder a GPU machine sends back ($OUT there, set beside the run)
+    env = {**os.environ, "PY": sys.executable, "DATA": str(pack), "RUN_DIR": str(out), "MODEL_TO": str(sent),
+           "OUT": str(tmp_path / "not_here"), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "hdr_core.data", "pack", str(pano_folder), "--out", str(pack),
                     "--height", "32"], check=True, env=env, cwd=ROOT, capture_output=True)
     res = subprocess.run(["sh", "scripts/train_gpu.sh", *tiny], env=env, cwd=ROOT, capture_output=True, text=True)
@@ -384,6 +385,8 @@ def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
     assert load_model(model).config.encoder_width == 16  # panolanet_small, rebuilt from the shards
     assert record["config"]["light_irradiance_weight"] > 0 and record["config"]["amp"]  # stage 2 as on the GPU
     assert "train/light_irradiance" in record["metrics"]  # its second step had the lighting loss
+    assert sorted(f.name for f in sent.iterdir()) == sorted(f.name for f in model.iterdir())  # the model's files only
+    assert not (tmp_path / "not_here").exists()  # a variable OUT (the GPU machine's) is not the run folder
 
 
 @pytest.mark.parametrize("mode,insert", [("crop", 0.0), ("pano", 0.0), ("crop", 0.6), ("pano", 0.6)])
