@@ -160,6 +160,16 @@ def _grids(kind: str, height: int, device: torch.device, dtype: torch.dtype) -> 
         return tuple(t.to(device=device, dtype=dtype) for t in out)
 
 
+def _sampling_dtype(dtype: torch.dtype) -> torch.dtype:
+    """P2C / C2P sample in float32 at least: a bfloat16 grid (autocast's activations, bf16 training) holds a
+    coordinate in [-1, 1] to 2^-8, over a pixel off at 256 columns; the image is cast up for the lookup and back."""
+    return dtype if dtype == torch.float64 else torch.float32
+
+
+def _in_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
+    return x if x.dtype == dtype else x.to(dtype)
+
+
 def _check_pano(pano: Tensor) -> int:
     if not torch.jit.is_tracing() and (pano.dim() != 4 or pano.shape[-1] != 2 * pano.shape[-2]):
         raise ValueError(f"expected a B x C x h x 2h panorama, got shape {tuple(pano.shape)}")
@@ -199,8 +209,8 @@ def pano_to_ceiling(pano: Tensor) -> Tensor:
         ``B x C x h x h`` ceiling image. Differentiable with respect to ``pano``.
     """
     height = _check_pano(pano)
-    (grid,) = _grids("p2c", height, pano.device, pano.dtype)
-    return _sample_pano(pano, grid)
+    (grid,) = _grids("p2c", height, pano.device, _sampling_dtype(pano.dtype))
+    return _in_dtype(_sample_pano(_in_dtype(pano, grid.dtype), grid), pano.dtype)
 
 
 def ceiling_to_pano(ceil: Tensor) -> Tensor:
@@ -218,10 +228,10 @@ def ceiling_to_pano(ceil: Tensor) -> Tensor:
     """
     if not torch.jit.is_tracing() and (ceil.dim() != 4 or ceil.shape[-1] != ceil.shape[-2]):
         raise ValueError(f"expected a B x C x h x h ceiling image, got shape {tuple(ceil.shape)}")
-    grid, mask = _grids("c2p", int(ceil.shape[-2]), ceil.device, ceil.dtype)
-    out = F.grid_sample(ceil, grid.expand(ceil.shape[0], -1, -1, -1), mode="bilinear", padding_mode="border",
-                        align_corners=False)
-    return out * mask
+    grid, mask = _grids("c2p", int(ceil.shape[-2]), ceil.device, _sampling_dtype(ceil.dtype))
+    out = F.grid_sample(_in_dtype(ceil, grid.dtype), grid.expand(ceil.shape[0], -1, -1, -1), mode="bilinear",
+                        padding_mode="border", align_corners=False)
+    return _in_dtype(out * mask, ceil.dtype)
 
 
 # ----------------------------------------------------------------------------------------------------------------

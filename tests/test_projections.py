@@ -250,3 +250,16 @@ def test_onnx_export_matches_torch():
     sess = ort.InferenceSession(buf.getvalue())
     out = sess.run(None, {sess.get_inputs()[0].name: pano.numpy()})[0]
     np.testing.assert_allclose(out, Net()(pano).numpy(), atol=1e-5)
+
+
+def test_p2c_and_c2p_sample_bf16_images_on_float32_grids():
+    """bf16 features (autocast, the GPU recipe) are sampled on the float32 grids and rounded once: a bf16 grid would
+    put lookups a pixel off (2^-8 of [-1, 1] at 256 columns)."""
+    torch.manual_seed(0)
+    pano = torch.rand(2, 3, 64, 128).bfloat16()
+    ceil = pano_to_ceiling(pano)
+    assert ceil.dtype == torch.bfloat16
+    torch.testing.assert_close(ceil, pano_to_ceiling(pano.float()).bfloat16(), rtol=0, atol=0)
+    back = ceiling_to_pano(ceil)
+    assert back.dtype == torch.bfloat16
+    torch.testing.assert_close(back, ceiling_to_pano(ceil.float()).bfloat16(), rtol=0, atol=0)
