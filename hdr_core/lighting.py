@@ -109,10 +109,23 @@ def _luminance_small(pano: Tensor) -> Tensor:
 def irradiance(pano: Tensor, normals: np.ndarray | Tensor = NORMALS) -> Tensor:
     """Luminance irradiance ``B x N`` a panorama casts on surfaces facing each of ``normals`` (``N x 3``)."""
     lum = _luminance_small(pano)
-    d, omega = pano_directions(lum.shape[-2], lum.dtype, lum.device)
-    n = torch.as_tensor(normals, dtype=lum.dtype, device=lum.device)
-    lobe = (d.reshape(-1, 3) @ n.T).clamp_min(0) * omega.reshape(-1, 1)  # (h*w) x N
+    if normals is NORMALS:  # the loss's and the figures' normals: their lobes made once per size, device and dtype
+        lobe = _cube_lobes(lum.shape[-2], lum.device, lum.dtype)
+    else:
+        lobe = _cosine_lobes(lum.shape[-2], torch.as_tensor(normals, dtype=lum.dtype, device=lum.device))
     return lum.reshape(lum.shape[0], -1) @ lobe
+
+
+def _cosine_lobes(height: int, n: Tensor) -> Tensor:
+    """``(h*2h) x N`` cosine lobes ``max(0, n . w) dw`` of the normals ``n`` (``N x 3``), in ``n``'s dtype/device."""
+    d, omega = pano_directions(height, n.dtype, n.device)
+    return (d.reshape(-1, 3) @ n.T).clamp_min(0) * omega.reshape(-1, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _cube_lobes(height: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    with torch.inference_mode(False), torch.no_grad():  # a plain tensor, even when first made under inference mode
+        return _cosine_lobes(height, torch.as_tensor(NORMALS, dtype=dtype, device=device))
 
 
 @functools.lru_cache(maxsize=8)
@@ -124,13 +137,21 @@ def _glossy_kernel(height: int, exponent: float) -> Tensor:
     return k / k.sum(1, keepdim=True)
 
 
+@functools.lru_cache(maxsize=8)
+def _glossy_kernel_on(height: int, exponent: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """:func:`_glossy_kernel` in ``dtype`` on ``device``, made once (16 MiB in float32: a copy per call cost a
+    conversion on the CPU and a host-to-device copy on a GPU at every training step of the lighting loss)."""
+    with torch.inference_mode(False), torch.no_grad():
+        return _glossy_kernel(height, exponent).to(device=device, dtype=dtype)
+
+
 def glossy(pano: Tensor, exponent: float = GLOSSY_EXPONENTS[0], height: int = GLOSSY_HEIGHT) -> Tensor:
     """The panorama prefiltered by a Phong lobe of ``exponent`` (what a glossy surface reflects in each direction):
     ``B x h x 2h`` luminance at ``h = height``, each value the lobe-weighted mean radiance around that direction."""
     lum = _luminance_small(pano)
     if lum.shape[-2] != height:
         lum = F.interpolate(lum[:, None], size=(height, 2 * height), mode="area")[:, 0]
-    k = _glossy_kernel(height, float(exponent)).to(device=lum.device, dtype=lum.dtype)
+    k = _glossy_kernel_on(height, float(exponent), lum.device, lum.dtype)
     return (lum.reshape(lum.shape[0], -1) @ k.T).reshape(lum.shape)
 
 

@@ -128,3 +128,23 @@ def test_light_share_of_a_sun_and_of_uniform_light():
     cap = (1 - math.cos(math.radians(lighting.PEAK_CAP_DEG))) / 2  # the cap's share of the sphere
     assert float(lighting.light_share(_as_tensor(np.ones((32, 64, 3))))[0]) == pytest.approx(cap, rel=0.05)
     assert float(lighting.light_share(_as_tensor(np.zeros((32, 64, 3))))[0]) == 0.0  # black: no light, no share
+
+
+def test_cached_lobes_match_fresh_ones_and_serve_training_after_inference():
+    """The cube normals' lobes and the glossy kernels are made once per size, device and dtype (no copy per step):
+    the same numbers as made afresh, and plain tensors even when first made under inference mode (validation runs
+    first), so a training step can backpropagate through them."""
+    from hdr_core.lighting import glossy
+
+    lighting._cube_lobes.cache_clear()
+    lighting._glossy_kernel_on.cache_clear()
+    torch.manual_seed(0)
+    pano = torch.rand(2, 3, 32, 64) * 4
+    with torch.inference_mode():
+        irradiance(pano)
+        glossy(pano)
+    x = pano.clone().requires_grad_(True)
+    e = irradiance(x)
+    torch.testing.assert_close(e, irradiance(pano, NORMALS.copy()), rtol=0, atol=0)  # the uncached path
+    (e.sum() + glossy(x).sum()).backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
