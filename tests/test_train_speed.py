@@ -105,8 +105,19 @@ def test_channels_last_is_fp32_in_another_order_and_bf16_stays_close():
     loss_cl, g_cl = _loss_and_grads(copy.deepcopy(net), batch, channels_last=True)
     loss_bf, g_bf = _loss_and_grads(copy.deepcopy(net), batch, amp=True)
     assert loss_cl == pytest.approx(loss, rel=1e-5)
+    # At this random start the gradient is ill-conditioned in float32: against float64 the contiguous one is ~7 % off
+    # (AMD EPYC, 2026-12-08), and channels-last kernels round differently (with one thread they came out ten times
+    # closer to float64, so the two float32 gradients differed by ~7 %). So each is checked against float64: a
+    # channels-last gradient is as accurate as the contiguous one, not the same bits.
+    loss64, g64 = _loss_and_grads(copy.deepcopy(net).double(), {k: v.double() if v.is_floating_point() else v
+                                                               for k, v in batch.items()})
+    assert loss == pytest.approx(loss64, rel=1e-5)
+
+    def error(grad):
+        return ((grad.double() - g64).norm() / g64.norm()).item()
+
+    assert error(g) < 0.2 and error(g_cl) <= max(1.5 * error(g), 1e-3)
     cos = torch.nn.functional.cosine_similarity
-    assert cos(g_cl, g, dim=0) > 0.9999 and (g_cl - g).abs().max() < 1e-2 * g.abs().max()
     assert loss_bf != loss and loss_bf == pytest.approx(loss, rel=0.02)
     # bf16 moves the gradient (cos 0.76 on this machine's AVX-512 CPU): an option, not exact. Some CPUs' bf16
     # kernels leave an odd non-finite entry (seen once in CI: the cosine was NaN); optimizer_step skips such a step,
