@@ -54,9 +54,10 @@ _HEADER_BASE = 8 + 8 + 2
 
 
 def _header_bytes(name: str, t) -> int:
-    """An upper bound on a tensor's entry in a safetensors header:
-    ``"name":{"dtype":"BF16","shape":[...],"data_offsets":[start,end]},`` (offsets of at most 20 digits each)."""
-    return len(json.dumps(name)) + 21 * t.dim() + 80
+    """An upper bound on a tensor's entry in a safetensors header,
+    ``"name":{"dtype":"F8_E4M3","shape":[...],"data_offsets":[start,end]},``: the quoted name, up to 20 digits and a
+    comma per dimension, 91 bytes of the rest with offsets of 20 digits each (files up to 10^20 bytes)."""
+    return len(json.dumps(name)) + 21 * t.dim() + 100
 
 
 def save_model(folder: str | Path, model, extra: dict | None = None, max_shard_bytes: int = 0,
@@ -76,14 +77,14 @@ def save_model(folder: str | Path, model, extra: dict | None = None, max_shard_b
     for old in [folder / INDEX, *folder.glob("model-*-of-*.safetensors")]:  # a previous save's other layout
         old.unlink(missing_ok=True)
     total = sum(v.numel() * v.element_size() for v in state.values())
-    one_file = _HEADER_BASE + total + sum(_header_bytes(k, v) for k, v in state.items())
-    if not max_shard_bytes or one_file <= max_shard_bytes:
+    in_file = {k: v.numel() * v.element_size() + _header_bytes(k, v) for k, v in state.items()}  # tensor + entry
+    if not max_shard_bytes or _HEADER_BASE + sum(in_file.values()) <= max_shard_bytes:
         atomic_write_bytes(folder / WEIGHTS, save(state))
     else:
         shards: list[dict] = [{}]
         size = _HEADER_BASE
         for k, v in state.items():
-            n = v.numel() * v.element_size() + _header_bytes(k, v)  # the file holds the tensor and its header entry
+            n = in_file[k]
             if shards[-1] and size + n > max_shard_bytes:
                 shards.append({})
                 size = _HEADER_BASE

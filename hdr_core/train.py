@@ -750,14 +750,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     # --- distributed and device -------------------------------------------------------------------
     ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device_type = training_device(cfg.device, 0, torch.cuda.is_available()).type
-    if ddp:
-        torch.distributed.init_process_group(backend=process_group_backend(device_type))
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    else:
-        rank, world, local_rank = 0, 1, 0
+    local_rank = int(os.environ.get("LOCAL_RANK", "0")) if ddp else 0
     device = training_device(cfg.device, local_rank, torch.cuda.is_available())
+    if ddp:
+        torch.distributed.init_process_group(backend=process_group_backend(device.type))
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    else:
+        rank, world = 0, 1
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True  # every step has the same shapes: let cuDNN pick its fastest kernels

@@ -15,7 +15,8 @@
 #            unset: no copy
 # Budget: each stage stops on its own after time_limit_s = 180 s of training (configs/gpu_panolanet_medium_*.yaml),
 # which leaves ~120 s for the start-ups, the pair pools (15 CPU workers), validation and saving. Stage 2 adds the
-# shipped model's lighting loss from its step 1500 (of 3000) on. Not yet run on a GPU.
+# shipped model's lighting loss from its step 1500 (of 3000) on. It first checks that $PY imports what training needs
+# and sees a GPU (unless the flags name a --device). Not yet run on a GPU.
 set -eu
 if [ -z "${PY:-}" ]; then
     if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
@@ -29,6 +30,14 @@ if [ ! -d "$DATA" ]; then
     fi
     "$PY" -m hdr_core.data pack ../shared/data/hdri ../shared/data/hdri_extra --out "$DATA"
 fi
+# the Python must import the project's needs and, unless a --device flag says otherwise, see a GPU: say so at once
+case " $* " in
+    *" --device "*) need_gpu=0 ;;
+    *) need_gpu=1 ;;
+esac
+NEED_GPU=$need_gpu "$PY" -c 'import os, sys, cv2, safetensors, torch, yaml
+if os.environ["NEED_GPU"] == "1" and not torch.cuda.is_available():
+    sys.exit(f"train_gpu: {sys.executable} has torch {torch.__version__}, which sees no CUDA GPU (set PY)")'
 start=$(date +%s)
 "$PY" -m hdr_core.train --config configs/gpu_panolanet_medium_stage1.yaml --data "$DATA" --out-dir "$RUN_DIR/stage1" \
     --progress false "$@"

@@ -452,6 +452,12 @@ def test_exr_backend_choice(monkeypatch):
     assert io.exr_backend() == "opencv"  # a Python without the OpenEXR package (a GPU machine's image)
     monkeypatch.setattr(io, "_has_openexr", has_openexr)
     assert has_openexr() and io.exr_backend() == "openexr"  # this one has it
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.delitem(sys.modules, "OpenEXR")  # not imported yet, and not installed:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "OpenEXR" else find_spec(name, *a))
+    assert not io._has_openexr() and io.exr_backend() == "opencv"
     monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "OpenEXR")
     assert io.exr_backend() == "openexr"
     monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "imageio")

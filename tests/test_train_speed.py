@@ -118,6 +118,7 @@ def test_channels_last_is_fp32_in_another_order_and_bf16_stays_close():
 
     assert error(g) < 0.2 and error(g_cl) <= max(1.5 * error(g), 1e-3)
     cos = torch.nn.functional.cosine_similarity
+    assert cos(g_cl.double(), g64, dim=0) > 0.99
     assert loss_bf != loss and loss_bf == pytest.approx(loss, rel=0.02)
     # bf16 moves the gradient (cos 0.76 on this machine's AVX-512 CPU): an option, not exact. Some CPUs' bf16
     # kernels leave an odd non-finite entry (seen once in CI: the cosine was NaN); optimizer_step skips such a step,
@@ -385,6 +386,10 @@ def test_train_gpu_script_runs_both_stages_on_cpu(tmp_path, pano_folder):
            "OUT": str(tmp_path / "not_here"), "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "hdr_core.data", "pack", str(pano_folder), "--out", str(pack),
                     "--height", "32"], check=True, env=env, cwd=ROOT, capture_output=True)
+    if not torch.cuda.is_available():  # without --device the script wants a GPU, and says so before any training
+        res = subprocess.run(["sh", "scripts/train_gpu.sh", "--steps", "1"], env=env, cwd=ROOT, capture_output=True,
+                             text=True)
+        assert res.returncode != 0 and "sees no CUDA GPU (set PY)" in res.stderr and not out.exists()
     res = subprocess.run(["sh", "scripts/train_gpu.sh", *tiny], env=env, cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     model = out / "stage2" / "model"
