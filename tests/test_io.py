@@ -456,7 +456,7 @@ def test_exr_backend_choice(monkeypatch):
 
     find_spec = importlib.util.find_spec
     monkeypatch.delitem(sys.modules, "OpenEXR")  # not imported yet, and not installed:
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "OpenEXR" else find_spec(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "OpenEXR" else find_spec(n, *a))
     assert not io._has_openexr() and io.exr_backend() == "opencv"
     monkeypatch.setenv("HDR_CORE_EXR_BACKEND", "OpenEXR")
     assert io.exr_backend() == "openexr"
