@@ -167,6 +167,7 @@ def _sampling_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _in_dtype(x: Tensor, dtype: torch.dtype) -> Tensor:
+    """``x.to(dtype)`` without the no-op: a traced ``.to`` to the same dtype stays in the graph (a Cast in ONNX)."""
     return x if x.dtype == dtype else x.to(dtype)
 
 
