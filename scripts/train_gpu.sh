@@ -32,7 +32,7 @@ if [ ! -d "$DATA" ]; then
 fi
 # the Python must import the project's needs and, unless a --device flag says otherwise, see a GPU: say so at once
 case " $* " in
-    *" --device "*) need_gpu=0 ;;
+    *" --device "* | *" --device="*) need_gpu=0 ;;
     *) need_gpu=1 ;;
 esac
 NEED_GPU=$need_gpu "$PY" -c 'import os, sys, cv2, safetensors, torch, yaml
